@@ -1,0 +1,41 @@
+# The two commands of the README, and a few instructor verbs. Thin: it only calls the tools.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: help book test release grade bench clean
+.DEFAULT_GOAL := help
+
+help:
+	@echo "make book     install into .venv (when requirements changed) and build the HTML book"
+	@echo "make test     install into .venv (when requirements changed) and run every test"
+	@echo "make release  regenerate exercises/ from solutions/ (nbgrader generate_assignment)"
+	@echo "make grade ASSIGNMENT=ps1   grade every submission of one assignment (isolated, in parallel)"
+	@echo "make bench    print the benchmark tables quoted in the README"
+
+# Reinstall only when requirements.txt or pyproject.toml changed since the last install.
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	@touch $(STAMP)
+
+book: $(STAMP)
+	TQDM_DISABLE=1 $(BIN)/jupyter-book build --warningiserror --nitpick --keep-going .
+	@echo "The book is at: $(CURDIR)/_build/html/index.html"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+release: $(STAMP)
+	$(BIN)/python -m aecourse.grading release
+
+grade: $(STAMP)
+	$(BIN)/aecourse grade $(ASSIGNMENT)
+
+bench: $(STAMP)
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done
+
+clean:
+	rm -rf _build .pytest_cache

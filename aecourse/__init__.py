@@ -1,0 +1,20 @@
+"""aecourse: the small library behind the autoencoder course.
+
+One concept per module; the book's chapters and the assignments import from here.
+
+==============  =========================================================  ========
+module          holds                                                      chapter
+==============  =========================================================  ========
+``data``        offline loaders (digits, MNIST subset, patches, toys)      all
+``models``      one-hidden-layer and hourglass autoencoders (PyTorch)      1-7
+``losses``      squared error, cross-entropy, sparsity, contractive, noise 4, 6
+``scratch``     NumPy forward/backward with one generic backward           5, 6a
+``gradcheck``   centred finite differences and ``rel_error``               5, 6
+``pca``         PCA by SVD and principal angles                            2
+``train``       ``fit``: one readable minibatch loop                       2-7
+``plots``       image grids, reconstructions, filters, codes, curves       all
+``grading``     assignment test helpers and ``aecourse grade``             ps1-ps5
+==============  =========================================================  ========
+"""
+
+__version__ = "0.1.0"
