@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 
-def _describe(x) -> str:
+def describe(x) -> str:
     """A short description of ``x`` for error messages: type, shape and dtype."""
     if isinstance(x, (np.ndarray, torch.Tensor)):
         kind = "tensor" if isinstance(x, torch.Tensor) else "array"
@@ -48,31 +48,34 @@ def check_array(x, name: str, *, ndim: int | tuple[int, ...] | None = None,
     """
     if not isinstance(x, (np.ndarray, torch.Tensor)):
         raise TypeError(f"{name} must be a NumPy array or a torch tensor of floats; "
-                        f"got {_describe(x)}.")
+                        f"got {describe(x)}.")
     is_float = (x.is_floating_point() if isinstance(x, torch.Tensor)
                 else np.issubdtype(x.dtype, np.floating))
     if not is_float:
         raise TypeError(f"{name} must hold floating-point numbers (e.g. float32); got "
-                        f"{_describe(x)}. Convert it first, e.g. X.astype(np.float32).")
+                        f"{describe(x)}. Convert it first, e.g. X.astype(np.float32).")
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
         if x.ndim not in allowed:
             want = " or ".join(f"{d}-D" for d in allowed)
             hint = " (one example per row: shape (m, n))" if 2 in allowed else ""
-            raise ValueError(f"{name} must be {want}{hint}; got {_describe(x)}.")
+            raise ValueError(f"{name} must be {want}{hint}; got {describe(x)}.")
     if n_features is not None and x.shape[-1] != n_features:
         raise ValueError(f"{name} must have {n_features} features in its last axis; "
-                         f"got {_describe(x)}.")
+                         f"got {describe(x)}.")
     if finite:
-        ok = bool(torch.isfinite(x).all()) if isinstance(x, torch.Tensor) else bool(
-            np.isfinite(x).all())
+        x_ = x.detach() if isinstance(x, torch.Tensor) else x
+        ok = bool(torch.isfinite(x_).all()) if isinstance(x_, torch.Tensor) else bool(
+            np.isfinite(x_).all())
         if not ok:
-            raise ValueError(f"{name} contains NaN or infinite values; got {_describe(x)}.")
+            raise ValueError(f"{name} contains NaN or infinite values; got {describe(x)}.")
     return x
 
 
 def check_range(x, name: str, low: float, high: float):
     """Check that every entry of ``x`` lies in the closed interval ``[low, high]``."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach()
     lo, hi = float(x.min()), float(x.max())
     if lo < low or hi > high:
         raise ValueError(f"{name} must lie in [{low}, {high}]; got values in "
@@ -90,7 +93,7 @@ def check_same_shape(a, a_name: str, b, b_name: str) -> None:
 def check_open_unit(value, name: str) -> float:
     """Check that a scalar lies strictly between 0 and 1 (e.g. the sparsity target rho)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number strictly between 0 and 1; got {_describe(value)}.")
+        raise TypeError(f"{name} must be a number strictly between 0 and 1; got {describe(value)}.")
     if not 0.0 < float(value) < 1.0:
         raise ValueError(f"{name} must be strictly between 0 and 1; got {value!r}.")
     return float(value)
@@ -99,7 +102,7 @@ def check_open_unit(value, name: str) -> float:
 def check_fraction(value, name: str) -> float:
     """Check that a scalar lies in the closed interval [0, 1] (e.g. a corruption rate)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number in [0, 1]; got {_describe(value)}.")
+        raise TypeError(f"{name} must be a number in [0, 1]; got {describe(value)}.")
     if not 0.0 <= float(value) <= 1.0:
         raise ValueError(f"{name} must lie in [0, 1]; got {value!r}.")
     return float(value)
@@ -108,7 +111,7 @@ def check_fraction(value, name: str) -> float:
 def check_nonnegative(value, name: str) -> float:
     """Check that a scalar is a real number >= 0 (e.g. a penalty weight)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number >= 0; got {_describe(value)}.")
+        raise TypeError(f"{name} must be a number >= 0; got {describe(value)}.")
     if not float(value) >= 0.0:
         raise ValueError(f"{name} must be >= 0; got {value!r}.")
     return float(value)
@@ -117,7 +120,7 @@ def check_nonnegative(value, name: str) -> float:
 def check_positive_int(value, name: str, *, maximum: int | None = None) -> int:
     """Check that ``value`` is an integer >= 1 (and <= ``maximum`` when given)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a positive integer; got {_describe(value)}.")
+        raise TypeError(f"{name} must be a positive integer; got {describe(value)}.")
     if value < 1:
         raise ValueError(f"{name} must be >= 1; got {value}.")
     if maximum is not None and value > maximum:
