@@ -1,0 +1,192 @@
+"""Tests for aecourse.train.fit.
+
+The key test is Baldi & Hornik's theorem: a linear autoencoder trained with
+squared error on centred data spans the top-d principal subspace, reaches
+PCA's optimal loss, and yet its weights are not the (orthonormal) principal
+directions. scikit-learn's PCA and scipy's subspace angles are the oracle.
+"""
+
+import numpy as np
+import pytest
+import torch
+from scipy.linalg import subspace_angles
+from sklearn.decomposition import PCA
+
+from aecourse.data import load_digits
+from aecourse.losses import cross_entropy, mask_noise, squared_error
+from aecourse.models import Autoencoder, DeepAutoencoder
+from aecourse.train import fit
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, _ = load_digits()
+    return X
+
+
+@pytest.fixture(scope="module")
+def small(digits):
+    return digits[:200]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("d", [2, 5, 10])
+def test_linear_autoencoder_spans_the_pca_subspace_but_is_not_orthonormal(digits, d):
+    X = digits - digits.mean(axis=0)
+    pca = PCA(n_components=d).fit(X.astype(np.float64))
+    eigenvalues = np.linalg.eigvalsh(np.cov(X.T.astype(np.float64), bias=True))  # 1/m covariance
+    pca_loss = np.sort(eigenvalues)[::-1][d:].sum()  # the discarded variance
+
+    model = Autoencoder(64, d, g="linear", f="linear", random_state=0)
+    history = fit(model, X, optimizer="lbfgs", lr=1.0, epochs=8)
+
+    W_star = model.W_star.detach().numpy().astype(np.float64)
+    largest_angle = np.degrees(subspace_angles(W_star, pca.components_.T).max())
+    assert largest_angle < 2.0
+    with torch.no_grad():
+        loss = float(squared_error(model(X), torch.as_tensor(X)))
+    assert loss == pytest.approx(history["loss"][-1], rel=1e-5)
+    assert abs(loss - pca_loss) / pca_loss < 0.01
+    assert np.linalg.norm(W_star.T @ W_star - np.eye(d)) > 0.1  # not PCA's orthonormal basis
+
+
+def test_fit_is_reproducible_with_the_same_random_state(small):
+    def run(seed):
+        model = Autoencoder(64, 8, random_state=0)
+        history = fit(model, small, epochs=3, batch_size=32, lr=1e-2, random_state=seed)
+        return history["loss"], [p.detach().clone() for p in model.parameters()]
+
+    (loss_a, params_a), (loss_b, params_b), (loss_c, _) = run(1), run(1), run(2)
+    assert loss_a == loss_b
+    assert all(torch.equal(a, b) for a, b in zip(params_a, params_b, strict=True))
+    assert loss_a != loss_c  # another shuffling order gives another trajectory
+
+
+def test_fit_leaves_the_global_random_state_alone(small):
+    torch.manual_seed(0)
+    before = torch.random.get_rng_state()
+    fit(Autoencoder(64, 8), small, epochs=1, corrupt=lambda xb, gen: mask_noise(xb, 0.2,
+                                                                              random_state=gen))
+    assert torch.equal(torch.random.get_rng_state(), before)
+
+
+def test_history_has_one_entry_per_epoch(small):
+    history = fit(Autoencoder(64, 8), small, epochs=4, X_val=small[:50])
+    assert set(history) == {"loss", "val_loss", "seconds"}
+    assert all(len(values) == 4 for values in history.values())
+    assert np.all(np.diff(history["seconds"]) >= 0)
+    assert "val_loss" not in fit(Autoencoder(64, 8), small, epochs=2)
+
+
+def test_history_loss_is_the_clean_full_training_set_loss(small):
+    model = Autoencoder(64, 8, random_state=1)
+    history = fit(model, small, epochs=2, X_val=small[:50])
+    with torch.no_grad():
+        X = torch.as_tensor(small)
+        assert history["loss"][-1] == pytest.approx(float(squared_error(model(X), X)), rel=1e-5)
+        assert history["val_loss"][-1] == pytest.approx(
+            float(squared_error(model(X[:50]), X[:50])), rel=1e-5)
+
+
+def test_training_reduces_the_loss_with_adam_and_sgd(small):
+    for optimizer, lr in (("adam", 1e-2), ("sgd", 0.1)):
+        model = Autoencoder(64, 16, g="sigmoid", f="linear", random_state=0)
+        with torch.no_grad():
+            X = torch.as_tensor(small)
+            start = float(squared_error(model(X), X))
+        history = fit(model, small, epochs=10, batch_size=32, lr=lr, optimizer=optimizer)
+        assert history["loss"][-1] < 0.5 * start, optimizer
+
+
+def test_numpy_and_torch_inputs_train_identically(small):
+    runs = [fit(Autoencoder(64, 8), X, epochs=2) for X in (small, torch.as_tensor(small))]
+    assert runs[0]["loss"] == runs[1]["loss"]
+
+
+def test_cross_entropy_with_logits_trains_on_decoder_logits(small):
+    model = DeepAutoencoder((64, 32, 8), random_state=0)
+    history = fit(model, small, loss="cross_entropy_with_logits", epochs=3, lr=1e-2)
+    with torch.no_grad():
+        X = torch.as_tensor(small)
+        expected = float(cross_entropy(model(X), X))  # from the sigmoid probabilities
+    assert history["loss"][-1] == pytest.approx(expected, rel=1e-4)
+    assert history["loss"][-1] < history["loss"][0]
+
+
+def test_corrupt_feeds_the_encoder_corrupted_inputs_against_clean_targets(small):
+    # Corruption that erases everything: the encoder sees only zeros, so the
+    # best reconstruction of ANY input is the mean of the clean targets.
+    seen_batches, targets = [], []
+
+    def erase(X_batch, generator):
+        assert isinstance(generator, torch.Generator)
+        seen_batches.append(X_batch)
+        return torch.zeros_like(X_batch)
+
+    def recording_loss(x_hat, x):
+        targets.append(x)
+        return squared_error(x_hat, x)
+
+    model = Autoencoder(64, 4, g="sigmoid", f="linear", random_state=0)
+    W_before = model.W.detach().clone()
+    fit(model, small, loss=recording_loss, corrupt=erase, optimizer="lbfgs", lr=1.0, epochs=5)
+    clean = {tuple(row) for row in small.tolist()}
+    assert all(tuple(row) in clean for batch in seen_batches for row in batch.tolist())
+    assert all(tuple(row) in clean for x in targets for row in x.tolist())
+    # dL/dW = delta x^T is zero when the encoder only ever sees x = 0
+    assert torch.equal(model.W.detach(), W_before)
+    with torch.no_grad():
+        x_hat = model(torch.zeros(1, 64))
+    np.testing.assert_allclose(x_hat[0].numpy(), small.mean(axis=0), atol=1e-3)
+
+
+def test_penalty_receives_model_inputs_and_codes_and_is_minimised(small):
+    calls = []
+
+    def weight_decay(model, X_in, h):
+        calls.append((X_in.shape, h.shape))
+        torch.testing.assert_close(h, model.encode(X_in))
+        return 10.0 * (model.W ** 2).sum()
+
+    plain, decayed = Autoencoder(64, 8, random_state=0), Autoencoder(64, 8, random_state=0)
+    fit(plain, small, epochs=3, lr=0.04, optimizer="sgd", batch_size=50)
+    fit(decayed, small, epochs=3, lr=0.04, optimizer="sgd", batch_size=50, penalty=weight_decay)
+    assert calls[0] == ((50, 64), (50, 8))
+    assert float(decayed.W.detach().norm()) < 0.2 * float(plain.W.detach().norm())
+
+
+def test_progress_bar_is_silent_with_tqdm_disable(small, capsys, monkeypatch):
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    fit(Autoencoder(64, 8), small, epochs=2, progress=True)
+    assert capsys.readouterr().err == ""
+    monkeypatch.delenv("TQDM_DISABLE")
+    fit(Autoencoder(64, 8), small, epochs=2, progress=False)
+    assert capsys.readouterr().err == ""
+    fit(Autoencoder(64, 8), small, epochs=2, progress=True)  # the positive control
+    assert "loss=" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
+def test_cuda_without_a_gpu_is_a_clear_error(small):
+    with pytest.raises(ValueError, match="cuda.*cpu"):
+        fit(Autoencoder(64, 8), small, device="cuda")
+
+
+@pytest.mark.parametrize("kwargs, error, word", [
+    ({"optimizer": "rmsprop"}, ValueError, "optimizer"),
+    ({"loss": "mse"}, ValueError, "loss"),
+    ({"epochs": 0}, ValueError, "epochs"),
+    ({"batch_size": 1.5}, TypeError, "batch_size"),
+    ({"X_val": np.zeros((5, 3), dtype=np.float32)}, ValueError, "X_val"),
+    ({"penalty": 3}, TypeError, "penalty"),
+])
+def test_bad_arguments_are_named(small, kwargs, error, word):
+    with pytest.raises(error, match=word):
+        fit(Autoencoder(64, 8), small, **kwargs)
+
+
+def test_bad_data_is_named():
+    with pytest.raises(TypeError, match="X"):
+        fit(Autoencoder(64, 8), np.zeros((5, 64), dtype=np.int64))
+    with pytest.raises(TypeError, match="model"):
+        fit(torch.nn.Linear(64, 64), np.zeros((5, 64), dtype=np.float32))
