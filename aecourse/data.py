@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
-from aecourse._validate import _describe, check_array, check_nonnegative, check_positive_int
+from aecourse._validate import check_array, check_nonnegative, check_positive_int, describe
 
 #: The bundled grayscale photographs that ``load_patches`` cuts patches from;
 #: ``y`` returned by ``load_patches`` indexes this tuple.
@@ -31,7 +31,7 @@ def _rng(random_state) -> np.random.Generator:
     """A local NumPy generator from an int seed or None (never the global state)."""
     if random_state is not None and (isinstance(random_state, bool)
                                      or not isinstance(random_state, numbers.Integral)):
-        raise TypeError(f"random_state must be an int or None; got {_describe(random_state)}.")
+        raise TypeError(f"random_state must be an int or None; got {describe(random_state)}.")
     return np.random.default_rng(random_state)
 
 
@@ -173,7 +173,7 @@ def load_patches(n_patches=10000, patch_size=8, *, whiten=False, random_state=0)
     n_patches = check_positive_int(n_patches, "n_patches")
     patch_size = check_positive_int(patch_size, "patch_size")
     if not isinstance(whiten, (bool, np.bool_)):
-        raise TypeError(f"whiten must be True or False; got {_describe(whiten)}.")
+        raise TypeError(f"whiten must be True or False; got {describe(whiten)}.")
     images = _read_images()
     smallest = min(min(image.shape) for image in images)
     if patch_size > smallest:
@@ -211,7 +211,7 @@ def binarize(X, threshold=0.5):
     """
     check_array(X, "X")
     if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
-        raise TypeError(f"threshold must be a number; got {_describe(threshold)}.")
+        raise TypeError(f"threshold must be a number; got {describe(threshold)}.")
     if isinstance(X, torch.Tensor):
         return (X > threshold).to(torch.float32)
     return (X > threshold).astype(np.float32)

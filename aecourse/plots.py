@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from aecourse._validate import _describe, check_array, check_open_unit, check_positive_int
+from aecourse._validate import check_array, check_open_unit, check_positive_int, describe
 from aecourse.losses import kl_divergence
 
 
@@ -222,7 +222,7 @@ def plot_codes(H, y, *, title=None):
     """
     H = _as_numpy(H, "H")
     if H.shape[1] != 2:
-        raise ValueError(f"H must have 2 columns (a 2-D code); got {_describe(H)}. Reduce it "
+        raise ValueError(f"H must have 2 columns (a 2-D code); got {describe(H)}. Reduce it "
                          f"to 2-D first, e.g. with PCA or t-SNE.")
     y = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
     if y.shape != (len(H),):
@@ -266,7 +266,7 @@ def plot_history(history, *, title=None, log=False):
     """
     if not isinstance(history, dict) or "loss" not in history:
         raise ValueError(f"history must be a dict with a 'loss' list, as returned by "
-                         f"aecourse.train.fit; got {_describe(history)}.")
+                         f"aecourse.train.fit; got {describe(history)}.")
     fig, ax = plt.subplots(figsize=(5, 3.5), layout="constrained")
     for key, label in [("loss", "training"), ("val_loss", "validation")]:
         if key in history:
