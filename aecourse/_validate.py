@@ -18,8 +18,8 @@ import torch
 def describe(x) -> str:
     """A short description of ``x`` for error messages: type, shape and dtype."""
     if isinstance(x, (np.ndarray, torch.Tensor)):
-        kind = "tensor" if isinstance(x, torch.Tensor) else "array"
-        return f"{'an' if kind == 'array' else 'a'} {kind} of shape {tuple(x.shape)} and dtype {x.dtype}"
+        kind = "a tensor" if isinstance(x, torch.Tensor) else "an array"
+        return f"{kind} of shape {tuple(x.shape)} and dtype {x.dtype}"
     return f"{type(x).__name__} {x!r}"[:120]
 
 
