@@ -1,0 +1,64 @@
+"""Two small guarantees for the aecourse book, as a Sphinx extension.
+
+1. MathJax is served from the built site (``_static/mathjax/tex-chtml.js``, copied there by
+   the ``sphinx-mathjax-offline`` extension), never from a CDN, so the book reads offline.
+   Whatever another extension or the configuration set, a remote ``mathjax_path`` is
+   replaced by the local one when the builder starts.
+2. A chapter notebook may take at most ``aecourse_notebook_timeout`` seconds (default 180) to
+   execute. nbclient's own timeout bounds each *cell*; this check bounds the whole notebook,
+   using the run time that myst-nb records. A slower notebook is reported as a warning,
+   which ``jupyter-book build --warningiserror`` turns into a failed build.
+3. No inline script is emitted twice on a page. sphinx-thebe and sphinx-togglebutton add
+   their inline configuration scripts again (at another priority) when a page is written;
+   a repeated ``const THEBE_JS_URL = ...`` is a JavaScript SyntaxError in every browser.
+"""
+
+from sphinx.util import logging
+
+LOCAL_MATHJAX = "mathjax/tex-chtml.js"
+logger = logging.getLogger(__name__)
+
+
+def _keep_mathjax_local(app):
+    path = app.config.mathjax_path or ""
+    if "://" in path or path.startswith("//") or not path:
+        app.config.mathjax_path = LOCAL_MATHJAX
+
+
+def _check_notebook_time(app, doctree):
+    from myst_nb.sphinx_ import NbMetadataCollector
+
+    docname = app.env.docname
+    data = NbMetadataCollector.get_exec_data(app.env, docname) or {}
+    runtime = data.get("runtime")
+    limit = app.config.aecourse_notebook_timeout
+    if runtime is not None and limit and runtime > limit:
+        logger.warning(
+            "notebook %s took %.1f s to execute; the limit is %d s "
+            "(aecourse_notebook_timeout in _config.yml)",
+            docname, runtime, limit, location=docname,
+        )
+
+
+def _drop_repeated_scripts(app, pagename, templatename, context, doctree):
+    scripts = context.get("script_files")
+    if not isinstance(scripts, list):
+        return
+    seen, unique = set(), []
+    for script in scripts:
+        key = (getattr(script, "filename", script) or "",
+               getattr(script, "attributes", {}).get("body"))
+        if key not in seen:
+            seen.add(key)
+            unique.append(script)
+    scripts[:] = unique
+
+
+def setup(app):
+    app.add_config_value("aecourse_notebook_timeout", 180, "env", [int, float])
+    # after sphinx.ext.mathjax's own builder-inited handler (priority 500)
+    app.connect("builder-inited", _keep_mathjax_local, priority=900)
+    app.connect("doctree-read", _check_notebook_time)
+    # last, after every extension has added its page scripts
+    app.connect("html-page-context", _drop_repeated_scripts, priority=1000)
+    return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
