@@ -1,0 +1,122 @@
+"""The nbgrader pipeline of every assignment in solutions/*/ (see tests/assignments/harness.py).
+
+* sync: regenerating the release from solutions/ gives the committed exercises/;
+* leak: the release contains no solution, no hidden test and no rubric;
+* end-to-end: nbgrader autograde/generate_feedback/export give the solution every
+  autograded point, the blank release none, and each plausible bug of
+  tests/assignments/bugs_<ps>.py exactly the points of the test cells it does not break.
+"""
+
+import re
+import time
+
+import pytest
+from assignments import harness
+
+ASSIGNMENTS = harness.assignments()
+pytestmark = pytest.mark.skipif(not ASSIGNMENTS, reason="no assignments in solutions/ yet")
+
+
+def _source(ps):
+    return harness.read(harness.SOLUTIONS / ps / f"{ps}.ipynb")
+
+
+def _release(ps):
+    path = harness.EXERCISES / ps / f"{ps}.ipynb"
+    assert path.exists(), f"{path} is missing: run `make release` and commit exercises/{ps}/"
+    return harness.read(path)
+
+
+@pytest.mark.parametrize("ps", ASSIGNMENTS)
+def test_points_are_a_round_total_with_manual_and_autograded_parts(ps):
+    source = _source(ps)
+    tests, manual = harness.test_cells(source), harness.manual_cells(source)
+    total = sum(tests.values()) + sum(manual.values())
+    assert total % 5 == 0, f"{ps}: points sum to {total}, expected a round total (e.g. 20 or 25)"
+    assert 1 <= len(manual) <= 2, f"{ps}: expected 1-2 written answers, found {sorted(manual)}"
+    functions = {k for k, c in harness.solution_cells(source).items() if c.cell_type == "code"}
+    assert 3 <= len(functions) <= 6, f"{ps}: expected 3-6 autograded parts, found {functions}"
+    hidden = [k for k, c in harness.cells_by_id(source).items() if "BEGIN HIDDEN TESTS" in c.source]
+    assert set(hidden) == set(tests), \
+        f"{ps}: test cells without hidden tests: {sorted(set(tests) - set(hidden))}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ps", ASSIGNMENTS)
+def test_release_is_in_sync_with_solutions(ps, tmp_path):
+    regenerated = harness.generate(harness.new_course(tmp_path, exercises=False), ps)
+    committed = _release(ps)
+    hint = f"exercises/{ps} is out of date with solutions/{ps}: run `make release` and commit it"
+    fresh, old = harness.normalised(regenerated), harness.normalised(committed)
+    assert len(fresh) == len(old), f"{hint} ({len(fresh)} cells generated, {len(old)} committed)"
+    for i, (a, b) in enumerate(zip(fresh, old, strict=True)):
+        assert a == b, f"{hint} (first difference in cell {i}:\n generated {a!r:.300}\n " \
+                       f"committed {b!r:.300})"
+    extra = {p.name for p in (harness.EXERCISES / ps).iterdir()} - {f"{ps}.ipynb"}
+    assert not extra, f"{hint} (files in exercises/{ps} that nbgrader does not generate: {extra})"
+    for cell in committed.cells:
+        if cell.cell_type == "code":
+            assert not cell.outputs and cell.execution_count is None, \
+                f"exercises/{ps} has outputs; run `make release` (it strips them)"
+
+
+@pytest.mark.parametrize("ps", ASSIGNMENTS)
+def test_release_leaks_no_solution_hidden_test_or_rubric(ps):
+    source, release = _source(ps), _release(ps)
+    text = "\n".join(c.source for c in release.cells)
+    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
+        assert marker not in text, f"exercises/{ps} contains {marker!r}"
+    assert not re.search(r"\brubric\b", text, re.I), f"exercises/{ps} mentions a rubric"
+    # Every distinctive line of a solution region (one that the source does not also show
+    # outside solutions) must be absent from the release.
+    visible = "\n".join(re.sub(r"BEGIN SOLUTION.*?END SOLUTION", "", c.source, flags=re.S)
+                        for c in source.cells)
+    for grade_id, cell in harness.solution_cells(source).items():
+        for region in harness.solution_regions(cell.source):
+            for line in (ln.strip() for ln in region.splitlines()):
+                if len(line) >= 12 and line not in visible:
+                    assert line not in text, \
+                        f"exercises/{ps} leaks the solution of {grade_id!r}: {line!r}"
+    released = harness.cells_by_id(release)
+    for grade_id in harness.test_cells(source):
+        stub = harness.without_hidden_tests(harness.cells_by_id(source)[grade_id].source)
+        assert released[grade_id].source.strip() == stub.strip(), \
+            f"exercises/{ps}: test cell {grade_id!r} is not the stub nbgrader leaves"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ps", ASSIGNMENTS)
+def test_autograding_gives_solution_blank_and_each_bug_their_points(ps, tmp_path):
+    start = time.perf_counter()
+    source, release = _source(ps), _release(ps)
+    bugs = harness.load_bugs(ps, source)
+    points = harness.test_cells(source)
+    total, manual = sum(points.values()), sum(harness.manual_cells(source).values())
+    students = {"solution": harness.submission(release, source), "blank": release}
+    expected = {"solution": set(), "blank": set(points)}
+    for bug in bugs:
+        students[f"bug-{bug['name']}"] = harness.submission(release, source, bug)
+        expected[f"bug-{bug['name']}"] = set(bug["loses"])
+
+    course = harness.new_course(tmp_path / "course")
+    harness.generate(course, ps)
+    results = harness.grade(course, ps, students)
+
+    problems = []
+    for student, lost in expected.items():
+        cells, row = results[student]["cells"], results[student]["csv"]
+        want = {k: (0.0 if k in lost else p) for k, p in points.items()}
+        got = {k: cells.get(k) for k in points}
+        if got != want:
+            wrong = {k: f"expected {want[k]:g}, got {got[k]}" for k in points if got[k] != want[k]}
+            problems.append(f"{student}: test cells scored wrongly: {wrong}")
+        score = sum(want.values())
+        if row is None or abs(float(row["score"]) - score) > 1e-9 \
+                or abs(float(row["max_score"]) - (total + manual)) > 1e-9:
+            problems.append(f"{student}: CSV row {row} should have score {score:g} "
+                            f"and max_score {total + manual:g}")
+        if not results[student]["feedback"]:
+            problems.append(f"{student}: no feedback HTML was generated")
+    seconds = time.perf_counter() - start
+    print(f"{ps}: {len(students)} students graded end to end in {seconds:.1f} s")
+    assert not problems, f"{ps}:\n" + "\n".join(problems)
