@@ -28,7 +28,7 @@ $(STAMP): requirements.txt pyproject.toml
 	@touch $(STAMP)
 
 book: $(STAMP)
-	TQDM_DISABLE=1 $(BIN)/jupyter-book build --warningiserror --nitpick --keep-going .
+	TQDM_DISABLE=1 $(BIN)/jupyter-book build --warningiserror --nitpick --keep-going --all .
 	@echo "The book is at: $(CURDIR)/_build/html/index.html"
 
 test: $(STAMP)
