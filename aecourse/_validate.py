@@ -8,11 +8,30 @@ Each check accepts NumPy arrays and torch tensors alike.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import numbers
 
 import numpy as np
 import torch
+
+_TRUSTED = contextvars.ContextVar("aecourse_trusted", default=False)
+
+
+@contextlib.contextmanager
+def trusted():
+    """Skip the array checks inside a loop whose inputs were checked once on entry.
+
+    ``train.fit`` validates its data and runs one checked minibatch before its loop,
+    then trains inside ``trusted()``: the per-batch checks of ``encode``, ``decode`` and
+    the losses would otherwise cost about a tenth of the training time.
+    """
+    token = _TRUSTED.set(True)
+    try:
+        yield
+    finally:
+        _TRUSTED.reset(token)
 
 
 def describe(x) -> str:
@@ -47,6 +66,8 @@ def check_array(x, name: str, *, ndim: int | tuple[int, ...] | None = None,
     ValueError
         When the shape is wrong or ``x`` holds NaN or infinity.
     """
+    if _TRUSTED.get():
+        return x
     if not isinstance(x, (np.ndarray, torch.Tensor)):
         raise TypeError(f"{name} must be a NumPy array or a torch tensor of floats; "
                         f"got {describe(x)}.")
@@ -78,6 +99,8 @@ def check_array(x, name: str, *, ndim: int | tuple[int, ...] | None = None,
 
 def check_range(x, name: str, low: float, high: float):
     """Check that every entry of ``x`` lies in the closed interval ``[low, high]``."""
+    if _TRUSTED.get():
+        return x
     if isinstance(x, torch.Tensor):
         x = x.detach()
     lo, hi = float(x.min()), float(x.max())

@@ -9,6 +9,7 @@ batch to the encoder while the target stays clean (denoising).
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from functools import partial
@@ -23,6 +24,7 @@ from aecourse._validate import (
     check_nonnegative,
     check_positive_int,
     describe,
+    trusted,
 )
 from aecourse.models import _generator
 
@@ -133,19 +135,25 @@ def fit(model, X, *, loss="squared_error", epochs: int = 20, batch_size: int = 6
         batch_loss.backward()
         return batch_loss
 
+    with torch.no_grad():  # one checked minibatch: a wrong shape or range fails here, clearly
+        loss_fn(output(model.encode(X[:batch_size])), X[:batch_size])
     for _ in (bar := tqdm(range(epochs), desc="fit", unit="epoch", disable=disable)):
         model.train()
         order = torch.randperm(m, generator=generator).to(device)
-        for i in range(0, m, batch_size):
-            X_batch = X[order[i:i + batch_size]]
-            X_in = X_batch if corrupt is None else corrupt(X_batch, generator)
-            opt.step(partial(minibatch_loss, X_in, X_batch))
+        with trusted():  # inputs were checked above; skip the per-batch checks
+            for i in range(0, m, batch_size):
+                X_batch = X[order[i:i + batch_size]]
+                X_in = X_batch if corrupt is None else corrupt(X_batch, generator)
+                opt.step(partial(minibatch_loss, X_in, X_batch))
 
         model.eval()
-        with torch.no_grad():  # the epoch's loss on the full, clean training set
+        with torch.no_grad(), trusted():  # the epoch's loss on the full, clean training set
             history["loss"].append(float(loss_fn(output(model.encode(X)), X)))
             if X_val is not None:
                 history["val_loss"].append(float(loss_fn(output(model.encode(X_val)), X_val)))
+        if not math.isfinite(history["loss"][-1]):
+            raise ValueError(f"training diverged: the loss became {history['loss'][-1]} after "
+                             f"{len(history['loss'])} epoch(s); try a smaller lr (got {lr}).")
         history["seconds"].append(time.perf_counter() - start)
         bar.set_postfix(loss=f"{history['loss'][-1]:.4g}")
     return history

@@ -190,3 +190,18 @@ def test_bad_data_is_named():
         fit(Autoencoder(64, 8), np.zeros((5, 64), dtype=np.int64))
     with pytest.raises(TypeError, match="model"):
         fit(torch.nn.Linear(64, 64), np.zeros((5, 64), dtype=np.float32))
+
+
+def test_diverging_training_stops_with_a_hint_to_lower_the_learning_rate():
+    X = np.random.default_rng(0).random((64, 8)).astype(np.float32)
+    model = Autoencoder(8, 4, g="linear", f="linear", random_state=0)
+    with pytest.raises(ValueError, match=r"diverged.*smaller lr"):
+        fit(model, X, optimizer="sgd", lr=1e4, epochs=20, progress=False)
+
+
+def test_checks_skipped_inside_fit_are_back_after_it():
+    X = np.random.default_rng(0).random((32, 8)).astype(np.float32)
+    model = Autoencoder(8, 4, random_state=0)
+    fit(model, X, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="X"):
+        model.encode(torch.zeros(3, 5))
