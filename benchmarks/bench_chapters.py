@@ -19,27 +19,16 @@ import time
 from pathlib import Path
 
 import nbformat
-import yaml
 from nbclient import NotebookClient
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "book" / "_ext"))
+from aecourse_book import toc_pages  # noqa: E402  (the book's one reader of _toc.yml)
 
 
 def chapter_notebooks(toc_path: Path = REPO / "_toc.yml") -> list[Path]:
     """The notebooks of the book, in reading order, as listed in ``_toc.yml``."""
-    toc = yaml.safe_load(toc_path.read_text())
-    files: list[str] = []
-
-    def walk(entries):
-        for entry in entries or []:
-            if "file" in entry:
-                files.append(entry["file"])
-            walk(entry.get("sections"))
-
-    for part in toc.get("parts", []):
-        walk(part.get("chapters"))
-    walk(toc.get("chapters"))
-    paths = [REPO / f"{Path(f).with_suffix('')}.ipynb" for f in files]
+    paths = [REPO / f"{page}.ipynb" for page in toc_pages(toc_path)]
     return [p for p in paths if p.exists()]
 
 

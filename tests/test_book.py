@@ -44,11 +44,13 @@ from pathlib import Path
 
 import nbformat
 import pytest
-import yaml
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "book" / "_ext"))
+from aecourse_book import toc_pages  # noqa: E402  (the book's one reader of _toc.yml)
+
 BIN = Path(sys.executable).parent
 HTML = REPO / "_build" / "html"
 EXECUTED = REPO / "_build" / "jupyter_execute"
@@ -63,24 +65,7 @@ KERNEL_NOTICE = "[IPKernelApp] WARNING | Kernel is running over TCP without encr
 
 
 # ------------------------------------------------------------------------------ the pages
-def toc_pages(toc_path: Path = REPO / "_toc.yml") -> list[str]:
-    """Every document of the book, in reading order, read from ``_toc.yml`` (jb-book)."""
-    toc = yaml.safe_load(toc_path.read_text())
-    pages = [toc["root"]]
-
-    def walk(entries):
-        for entry in entries or []:
-            if "file" in entry:
-                pages.append(entry["file"])
-            walk(entry.get("sections"))
-
-    for part in toc.get("parts", []):
-        walk(part.get("chapters"))
-    walk(toc.get("chapters"))
-    return [str(Path(p).with_suffix("")) for p in pages]
-
-
-PAGES = toc_pages()
+PAGES = toc_pages(REPO / "_toc.yml")
 
 
 def is_notebook(docname: str) -> bool:

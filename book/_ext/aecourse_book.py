@@ -13,10 +13,33 @@
    a repeated ``const THEBE_JS_URL = ...`` is a JavaScript SyntaxError in every browser.
 """
 
+from pathlib import Path
+
+import yaml
 from sphinx.util import logging
 
 LOCAL_MATHJAX = "mathjax/tex-chtml.js"
 logger = logging.getLogger(__name__)
+
+
+def toc_pages(toc_path: Path) -> list[str]:
+    """Every document of the book, in reading order, read from ``_toc.yml`` (jb-book).
+
+    Used by the browser test and the chapter benchmark, so both follow the table of contents.
+    """
+    toc = yaml.safe_load(Path(toc_path).read_text())
+    pages = [toc["root"]]
+
+    def walk(entries):
+        for entry in entries or []:
+            if "file" in entry:
+                pages.append(entry["file"])
+            walk(entry.get("sections"))
+
+    for part in toc.get("parts", []):
+        walk(part.get("chapters"))
+    walk(toc.get("chapters"))
+    return [str(Path(p).with_suffix("")) for p in pages]
 
 
 def _keep_mathjax_local(app):
