@@ -89,9 +89,23 @@ def _mount_script(hidden: list[Path], course: Path) -> str:
             lines.append(f"mount -t tmpfs -o size=4k,mode=000 none {q}")
         elif path.exists():
             lines.append(f"mount --bind /dev/null {q}")
-    for tmp in ("/tmp", "/var/tmp", "/dev/shm", "/run"):
-        if os.path.isdir(tmp):
-            lines.append(f"mount -t tmpfs -o size=256m,mode=1777 none {tmp}")
+    tmps = [t for t in ("/tmp", "/var/tmp", "/dev/shm", "/run") if os.path.isdir(t)]
+    # The course, the Python environment and the aecourse package may live under one of them
+    # (a CI checkout in /tmp, say) and would vanish with it: park each (with its hidden
+    # submounts) on /mnt, then move it back into the new, empty /tmp, read-only.
+    keep = sorted({course.resolve(), Path(sys.prefix).resolve(),
+                   Path(__file__).resolve().parents[1]})
+    keep = [k for k in keep if not any(k != o and k.is_relative_to(o) for o in keep)]
+    parked = [k for k in keep if any(k.is_relative_to(t) for t in tmps)]
+    if parked:
+        lines += ["mkdir -p /mnt", "mount -t tmpfs -o size=4k none /mnt"]
+    for i, path in enumerate(parked):
+        lines += [f"mkdir /mnt/{i}", f"mount --rbind {shlex.quote(str(path))} /mnt/{i}"]
+    for tmp in tmps:
+        lines.append(f"mount -t tmpfs -o size=256m,mode=1777 none {tmp}")
+    for i, path in enumerate(parked):
+        q = shlex.quote(str(path))
+        lines += [f"mkdir -p {q}", f"mount --move /mnt/{i} {q}", f"mount -o remount,bind,ro {q}"]
     # the scratch copy (this shell's cwd, hidden by the new /tmp) comes back as /tmp/work
     lines += ["mkdir /tmp/work", "mount --bind /proc/1/cwd /tmp/work", "cd /tmp/work"]
     return "\n".join(lines)
