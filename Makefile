@@ -31,8 +31,10 @@ book: $(STAMP)
 	TQDM_DISABLE=1 $(BIN)/jupyter-book build --warningiserror --nitpick --keep-going --all .
 	@echo "The book is at: $(CURDIR)/_build/html/index.html"
 
+# Two workers (the machine has two cores); --dist loadfile keeps each notebook (one item per
+# cell, one kernel) and each module-scoped fixture (the book build) on one worker.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --nbval-lax --dist loadfile -n 2 --durations=15
 
 release: $(STAMP)
 	$(BIN)/python -m aecourse.grading release

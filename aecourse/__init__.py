@@ -6,8 +6,10 @@ One concept per module; the book's chapters and the assignments import from here
 module          holds                                                      chapter
 ==============  =========================================================  ========
 ``data``        offline loaders (digits, MNIST subset, patches, toys)      all
-``models``      one-hidden-layer and hourglass autoencoders (PyTorch)      1-7
-``losses``      squared error, cross-entropy, sparsity, contractive, noise 4, 6
+``models``      one-hidden-layer and hourglass autoencoders (PyTorch),     1-7
+                and the bridge to and from NumPy parameters
+``losses``      squared error, cross-entropy, sparsity and contractive     4, 6
+``corruption``  masking, Gaussian and salt-and-pepper noise                6b
 ``scratch``     NumPy forward/backward with one generic backward           5, 6a
 ``gradcheck``   centred finite differences and ``rel_error``               5, 6
 ``pca``         PCA by SVD and principal angles                            2

@@ -20,14 +20,16 @@ _TRUSTED = contextvars.ContextVar("aecourse_trusted", default=False)
 
 
 @contextlib.contextmanager
-def trusted():
-    """Skip the array checks inside a loop whose inputs were checked once on entry.
+def trusted(value: bool = True):
+    """Skip (``value=True``) or restore (``value=False``) the array checks inside a block.
 
-    ``train.fit`` validates its data and runs one checked minibatch before its loop,
-    then trains inside ``trusted()``: the per-batch checks of ``encode``, ``decode`` and
-    the losses would otherwise cost about a tenth of the training time.
+    ``train.fit`` validates all of its data once, vectorised, on entry and then runs
+    the library's own ``encode``, ``decode`` and losses inside ``trusted()``: their
+    per-batch checks would otherwise cost about a tenth of the training time. The
+    user's callbacks (``penalty``, ``loss``, ``corrupt``) run inside
+    ``trusted(False)``, so the library functions they call check their input again.
     """
-    token = _TRUSTED.set(True)
+    token = _TRUSTED.set(bool(value))
     try:
         yield
     finally:
@@ -144,6 +146,15 @@ def check_nonnegative(value, name: str) -> float:
     return float(value)
 
 
+def check_positive(value, name: str) -> float:
+    """Check that a scalar is a real number > 0 (e.g. a learning rate)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number > 0; got {describe(value)}.")
+    if not float(value) > 0.0:
+        raise ValueError(f"{name} must be > 0; got {value!r}.")
+    return float(value)
+
+
 def check_positive_int(value, name: str, *, maximum: int | None = None) -> int:
     """Check that ``value`` is an integer >= 1 (and <= ``maximum`` when given)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -155,9 +166,61 @@ def check_positive_int(value, name: str, *, maximum: int | None = None) -> int:
     return int(value)
 
 
+def check_keys(value, name: str, keys) -> dict:
+    """Check that ``value`` is a dict with (at least) the given keys, e.g. a parameter dict."""
+    if not isinstance(value, dict) or set(keys) - set(value):
+        got = sorted(value) if isinstance(value, dict) else type(value).__name__
+        raise ValueError(f"{name} must be a dict with keys {list(keys)}; got {got}.")
+    return value
+
+
 def check_choice(value, name: str, choices) -> str:
     """Check that ``value`` is one of ``choices`` (e.g. an activation name)."""
     if value not in choices:
         listed = ", ".join(repr(c) for c in choices)
         raise ValueError(f"{name} must be one of {listed}; got {value!r}.")
     return value
+
+
+def as_numpy(x, name: str, **checks) -> np.ndarray:
+    """Check ``x`` with ``check_array(x, name, **checks)`` and return it as a NumPy array.
+
+    A tensor is detached and copied to the CPU; a NumPy array is returned as it is.
+    """
+    check_array(x, name, **checks)
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x
+
+
+def check_random_state(random_state, *, kind: str = "numpy", for_what: str = ""):
+    """The one seeding helper: a LOCAL generator, never the global random state.
+
+    Parameters
+    ----------
+    random_state : int, None or a generator
+        An int seed, None (fresh entropy from the operating system), or a generator
+        of the requested kind, which is returned as it is (so its state advances).
+    kind : {"numpy", "torch"}
+        Return a ``numpy.random.Generator`` or a ``torch.Generator``.
+    for_what : str
+        Appended to the error message, e.g. " for a NumPy X".
+
+    Returns
+    -------
+    numpy.random.Generator or torch.Generator
+    """
+    own = np.random.Generator if kind == "numpy" else torch.Generator
+    if isinstance(random_state, own):
+        return random_state
+    if random_state is not None and (isinstance(random_state, bool)
+                                     or not isinstance(random_state, numbers.Integral)):
+        label = "a numpy Generator" if kind == "numpy" else "a torch.Generator"
+        raise TypeError(f"random_state must be an int, None or {label}{for_what}; "
+                        f"got {describe(random_state)}.")
+    if kind == "numpy":
+        return np.random.default_rng(random_state)
+    generator = torch.Generator()
+    if random_state is None:
+        generator.seed()
+    else:
+        generator.manual_seed(int(random_state))
+    return generator

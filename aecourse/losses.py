@@ -1,4 +1,4 @@
-"""Reconstruction losses, code penalties and corruption processes.
+"""Reconstruction losses and code penalties.
 
 Every function works on NumPy arrays AND torch tensors and returns the same
 kind it was given, so the NumPy backprop of ``aecourse.scratch`` and the torch
@@ -12,14 +12,11 @@ shape ``(m, n)`` (one example per row; a 1-D input counts as one example).
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import torch
 
 from aecourse._validate import (
     check_array,
-    check_fraction,
     check_nonnegative,
     check_open_unit,
     check_range,
@@ -177,20 +174,21 @@ def kl_divergence(rho, rho_hat):
     return rho * xp.log(rho / rho_hat) + (1 - rho) * xp.log((1 - rho) / (1 - rho_hat))
 
 
-def kl_sparsity(h, rho):
+def kl_sparsity(rho, h):
     """Sparsity penalty ``sum_j KL(rho || rho_hat_j)`` with ``rho_hat = h`` averaged over examples.
 
     The mean over examples happens inside ``rho_hat_j = (1/m) sum_i h_ij``; the
     KL terms are then summed over the d features (hidden units). Multiply by
-    ``beta`` yourself: ``J_sparse = J + beta * kl_sparsity(h, rho)``.
+    ``beta`` yourself: ``J_sparse = J + beta * kl_sparsity(rho, h)``. The argument
+    order follows ``kl_divergence(rho, rho_hat)``: the target first.
 
     Parameters
     ----------
+    rho : float
+        Target average activation in (0, 1).
     h : ndarray or Tensor, shape (m, d)
         Hidden activations in [0, 1] (e.g. sigmoid codes); their column means
         must lie strictly inside (0, 1).
-    rho : float
-        Target average activation in (0, 1).
 
     Returns
     -------
@@ -292,114 +290,3 @@ def jacobian_penalty(encode, X):
         (dh_j,) = torch.autograd.grad(h[:, j].sum(), X, create_graph=True)
         total = total + (dh_j ** 2).sum()
     return total / X.shape[0]
-
-
-# --- corruption processes C(x_tilde | x) for denoising autoencoders ---------------------------
-
-
-def _random_like(X, random_state, *, normal=False):
-    """Uniform [0, 1) (or standard normal) numbers of X's shape, kind and dtype.
-
-    They come from a local generator: ``random_state`` is an int seed, None (fresh
-    entropy), a numpy Generator (NumPy X) or a torch.Generator (tensor X).
-    """
-    is_seed = random_state is None or (isinstance(random_state, numbers.Integral)
-                                       and not isinstance(random_state, bool))
-    if not isinstance(X, torch.Tensor):
-        if not (is_seed or isinstance(random_state, np.random.Generator)):
-            raise TypeError(f"random_state must be an int, None or a numpy Generator for a "
-                            f"NumPy X; got {describe(random_state)}.")
-        rng = np.random.default_rng(random_state)
-        draw = rng.standard_normal if normal else rng.random
-        return draw(X.shape).astype(X.dtype, copy=False)
-    if isinstance(random_state, torch.Generator):
-        generator = random_state
-    elif random_state is None:
-        generator = torch.Generator()
-        generator.seed()
-    elif is_seed:
-        generator = torch.Generator().manual_seed(int(random_state))
-    else:
-        raise TypeError(f"random_state must be an int, None or a torch.Generator for a tensor "
-                        f"X; got {describe(random_state)}.")
-    draw = torch.randn if normal else torch.rand
-    # Drawn on the generator's device, then moved to X's (e.g. a CPU generator, CUDA data).
-    return draw(X.shape, generator=generator, device=generator.device, dtype=X.dtype).to(X.device)
-
-
-def mask_noise(X, p, *, random_state=None):
-    """Masking noise: set each entry to 0 independently with probability ``p``.
-
-    Parameters
-    ----------
-    X : ndarray or Tensor, shape (m, n)
-        Clean inputs.
-    p : float
-        Corruption probability in [0, 1].
-    random_state : int, None, numpy Generator (for arrays) or torch.Generator (for tensors)
-        Local randomness; the global random state is never used.
-
-    Returns
-    -------
-    X_tilde : same kind, shape and dtype as ``X``
-
-    Chapter: 6b (Denoising autoencoders).
-    """
-    check_array(X, "X")
-    p = check_fraction(p, "p")
-    return X * (_random_like(X, random_state) >= p)
-
-
-def gaussian_noise(X, sigma, *, random_state=None):
-    """Additive isotropic Gaussian noise: ``X_tilde ~ N(X, sigma**2 I)``.
-
-    Parameters
-    ----------
-    X : ndarray or Tensor, shape (m, n)
-        Clean inputs.
-    sigma : float
-        Noise standard deviation, >= 0.
-    random_state : int, None, numpy Generator (for arrays) or torch.Generator (for tensors)
-        Local randomness; the global random state is never used.
-
-    Returns
-    -------
-    X_tilde : same kind, shape and dtype as ``X``
-
-    Chapter: 6b (Denoising autoencoders).
-    """
-    check_array(X, "X")
-    sigma = check_nonnegative(sigma, "sigma")
-    return X + sigma * _random_like(X, random_state, normal=True)
-
-
-def salt_and_pepper(X, p, *, low=0.0, high=1.0, random_state=None):
-    """Salt-and-pepper noise: with probability ``p`` an entry becomes ``low`` or ``high``.
-
-    Each corrupted entry is ``low`` ("pepper") or ``high`` ("salt") with probability 1/2.
-
-    Parameters
-    ----------
-    X : ndarray or Tensor, shape (m, n)
-        Clean inputs.
-    p : float
-        Corruption probability in [0, 1].
-    low, high : float
-        The "pepper" and "salt" values, e.g. the data's minimum and maximum.
-    random_state : int, None, numpy Generator (for arrays) or torch.Generator (for tensors)
-        Local randomness; the global random state is never used.
-
-    Returns
-    -------
-    X_tilde : same kind, shape and dtype as ``X``
-
-    Chapter: 6b (Denoising autoencoders).
-    """
-    check_array(X, "X")
-    p = check_fraction(p, "p")
-    u = _random_like(X, random_state)
-    X_tilde = X.clone() if isinstance(X, torch.Tensor) else X.copy()
-    # u < p marks a corrupted entry; its position inside [0, p) picks pepper or salt.
-    X_tilde[u < p / 2] = low
-    X_tilde[(u >= p / 2) & (u < p)] = high
-    return X_tilde

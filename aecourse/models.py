@@ -13,13 +13,21 @@ four methods: ``encode``, ``decode_logits``, ``decode`` and ``forward``.
 from __future__ import annotations
 
 import math
-import numbers
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from aecourse._validate import check_array, check_choice, check_positive_int, describe
+from aecourse._validate import (
+    as_numpy,
+    check_array,
+    check_choice,
+    check_keys,
+    check_positive_int,
+    check_random_state,
+    describe,
+)
 
 _FUNCTIONS = {
     "sigmoid": torch.sigmoid,  # the logistic function, output in (0, 1)
@@ -54,21 +62,6 @@ def activation(name):
     Chapter: 3 (Decoders).
     """
     return _FUNCTIONS[check_choice(name, "activation name", ACTIVATIONS)]
-
-
-def _generator(random_state) -> torch.Generator:
-    """A local torch generator from an int seed, None (fresh entropy) or a Generator."""
-    if isinstance(random_state, torch.Generator):
-        return random_state
-    generator = torch.Generator()
-    if random_state is None:
-        generator.seed()
-    elif isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
-        generator.manual_seed(int(random_state))
-    else:
-        raise TypeError(f"random_state must be an int, None or a torch.Generator; "
-                        f"got {describe(random_state)}.")
-    return generator
 
 
 def _uniform(shape, generator) -> torch.Tensor:
@@ -136,19 +129,21 @@ class Autoencoder(_AutoencoderAPI):
             f, "f", DECODER_ACTIVATIONS)
         self.g, self.f = activation(g), activation(f)
         self.tied = bool(tied)
-        generator = _generator(random_state)
+        generator = check_random_state(random_state, kind="torch")
         self.W = nn.Parameter(_uniform((d, n), generator))
         self.b = nn.Parameter(torch.zeros(d))
         if not self.tied:
             self.W_star = nn.Parameter(_uniform((n, d), generator))
         self.c = nn.Parameter(torch.zeros(n))
 
-    def __getattr__(self, name):
-        # Only reached when normal lookup fails: a tied model has no W_star
-        # Parameter, so W_star is computed from W (a view that follows W).
-        if name == "W_star" and self.tied:
+    @property
+    def W_star(self) -> torch.Tensor:
+        """Decoder weights (n, d): a Parameter, or ``W.T`` when ``tied`` (a view that follows W)."""
+        if self.tied:
             return self.W.T
-        return super().__getattr__(name)
+        if "W_star" not in self._parameters:  # only while __init__ registers it
+            raise AttributeError("W_star")
+        return self._parameters["W_star"]
 
     def encode(self, X) -> torch.Tensor:
         """Code ``h = g(X @ W.T + b)``.
@@ -213,8 +208,10 @@ class DeepAutoencoder(_AutoencoderAPI):
     def __init__(self, layer_sizes, *, g: str = "leaky_relu", f: str = "sigmoid",
                  random_state=0):
         super().__init__()
-        if isinstance(layer_sizes, (str, bytes)) or not hasattr(layer_sizes, "__len__") or len(
-                layer_sizes) < 2:
+        if isinstance(layer_sizes, (str, bytes)) or not hasattr(layer_sizes, "__len__"):
+            raise TypeError(f"layer_sizes must be a sequence of at least two sizes, e.g. "
+                            f"(784, 128, 32); got {describe(layer_sizes)}.")
+        if len(layer_sizes) < 2:
             raise ValueError(f"layer_sizes must be a sequence of at least two sizes, e.g. "
                              f"(784, 128, 32); got {describe(layer_sizes)}.")
         sizes = [check_positive_int(s, f"layer_sizes[{i}]") for i, s in enumerate(layer_sizes)]
@@ -223,7 +220,7 @@ class DeepAutoencoder(_AutoencoderAPI):
         self.g_name, self.f_name = check_choice(g, "g", ACTIVATIONS), check_choice(
             f, "f", DECODER_ACTIVATIONS)
         self.g, self.f = activation(g), activation(f)
-        generator = _generator(random_state)
+        generator = check_random_state(random_state, kind="torch")
         down = list(zip(sizes[:-1], sizes[1:], strict=True))
         up = [(d_out, d_in) for d_in, d_out in reversed(down)]
         self.encoder_layers = nn.ModuleList(self._linear(a, b, generator) for a, b in down)
@@ -258,4 +255,72 @@ class DeepAutoencoder(_AutoencoderAPI):
         return f"layer_sizes={self.layer_sizes}, g={self.g_name!r}, f={self.f_name!r}"
 
 
-__all__ = ["ACTIVATIONS", "DECODER_ACTIVATIONS", "activation", "Autoencoder", "DeepAutoencoder"]
+# --- the bridge between a torch Autoencoder and the NumPy parameters of aecourse.scratch ------
+
+#: The parameters of the one-hidden-layer autoencoder, in the lecture's notation.
+PARAM_NAMES = ("W", "b", "W_star", "c")
+
+
+def _check_autoencoder(model) -> None:
+    if not isinstance(model, Autoencoder):
+        raise TypeError(f"model must be an aecourse.models.Autoencoder (one hidden layer, "
+                        f"parameters W, b, W_star, c); got {describe(model)}.")
+
+
+def to_numpy_params(model) -> dict:
+    """Torch -> NumPy: the model's parameters as float64 NumPy copies.
+
+    Parameters
+    ----------
+    model : Autoencoder
+
+    Returns
+    -------
+    params : dict with "W" (d, n), "b" (d,), "W_star" (n, d), "c" (n,), float64
+        What ``aecourse.scratch`` takes; changing them never changes the model.
+        For a tied model ``params["W_star"]`` is a copy of ``W.T``.
+
+    Chapter: 5 (Training: reusing backpropagation).
+    """
+    _check_autoencoder(model)
+    return {name: np.array(as_numpy(getattr(model, name), name), dtype=np.float64)
+            for name in PARAM_NAMES}
+
+
+def load_numpy_params(model, params):
+    """NumPy -> torch: copy ``params`` into the model's parameters, in place; return the model.
+
+    Parameters
+    ----------
+    model : Autoencoder
+        Its dtype and device are kept (values are converted to them).
+    params : dict with "W" (d, n), "b" (d,), "W_star" (n, d), "c" (n,)
+        Float NumPy arrays (or tensors), e.g. from ``scratch.init_params``. For a
+        tied model ``params["W_star"]`` must equal ``params["W"].T``.
+
+    Returns
+    -------
+    model : Autoencoder, the same object
+
+    Chapter: 5 (Training: reusing backpropagation).
+    """
+    _check_autoencoder(model)
+    check_keys(params, "params", PARAM_NAMES)
+    for name in PARAM_NAMES:
+        want = tuple(getattr(model, name).shape)
+        check_array(params[name], f'params["{name}"]', ndim=len(want))
+        if tuple(params[name].shape) != want:
+            raise ValueError(f'params["{name}"] must have the model\'s shape {want}; '
+                             f"got {describe(params[name])}.")
+    if model.tied and not np.allclose(as_numpy(params["W_star"], "W_star"),
+                                      as_numpy(params["W"], "W").T):
+        raise ValueError('the model is tied (W_star = W.T) but params["W_star"] differs from '
+                         'params["W"].T; build an untied Autoencoder(..., tied=False) for it.')
+    with torch.no_grad():
+        for name in ("W", "b", "c") if model.tied else PARAM_NAMES:
+            getattr(model, name).copy_(torch.as_tensor(params[name]))
+    return model
+
+
+__all__ = ["ACTIVATIONS", "DECODER_ACTIVATIONS", "PARAM_NAMES", "activation", "Autoencoder",
+           "DeepAutoencoder", "to_numpy_params", "load_numpy_params"]

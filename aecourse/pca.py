@@ -19,19 +19,12 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-import torch
 
-from aecourse._validate import check_array, describe
+from aecourse._validate import as_numpy, describe
 
 
 class NotFittedError(ValueError, AttributeError):
     """Raised when a PCA is used before ``fit``; like ``sklearn.exceptions.NotFittedError``."""
-
-
-def _as_numpy(X, name, **checks):
-    """Check X with ``check_array`` and return it as a NumPy array (tensors are copied to CPU)."""
-    check_array(X, name, **checks)
-    return X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else X
 
 
 class PCA:
@@ -78,7 +71,7 @@ class PCA:
 
     def fit(self, X):
         """Compute the principal components of X (m, n). Returns self."""
-        X = _as_numpy(X, "X", ndim=2)
+        X = as_numpy(X, "X", ndim=2)
         m, n = X.shape
         d = self.n_components
         if isinstance(d, bool) or not isinstance(d, numbers.Integral) or not 1 <= d <= min(m, n):
@@ -109,13 +102,13 @@ class PCA:
     def transform(self, X):
         """Codes ``Z = (X - mean_) @ components_.T``, shape (m, d), in X's float dtype."""
         self._check_fitted("transform")
-        X = _as_numpy(X, "X", ndim=2, n_features=self.n_features_in_)
+        X = as_numpy(X, "X", ndim=2, n_features=self.n_features_in_)
         return ((X - self.mean_) @ self.components_.T).astype(X.dtype, copy=False)
 
     def inverse_transform(self, Z):
         """Reconstructions ``X_hat = Z @ components_ + mean_``, shape (m, n), in Z's float dtype."""
         self._check_fitted("inverse_transform")
-        Z = _as_numpy(Z, "Z", ndim=2, n_features=len(self.components_))
+        Z = as_numpy(Z, "Z", ndim=2, n_features=len(self.components_))
         return (Z @ self.components_ + self.mean_).astype(Z.dtype, copy=False)
 
     def fit_transform(self, X):
@@ -157,8 +150,8 @@ def principal_angles(A, B):
 
     Chapter: 2 (The link with PCA).
     """
-    A = _as_numpy(A, "A", ndim=2)
-    B = _as_numpy(B, "B", ndim=2)
+    A = as_numpy(A, "A", ndim=2)
+    B = as_numpy(B, "B", ndim=2)
     if A.shape[0] != B.shape[0]:
         raise ValueError(f"A and B must have the same number of rows n (the ambient dimension); "
                          f"got A with shape {A.shape} and B with shape {B.shape}.")

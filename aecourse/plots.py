@@ -13,16 +13,18 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from aecourse._validate import check_array, check_open_unit, check_positive_int, describe
+from aecourse._validate import (
+    as_numpy,
+    check_open_unit,
+    check_positive_int,
+    describe,
+)
 from aecourse.losses import kl_divergence
 
 
-def _as_numpy(x, name, *, ndim=2):
-    """A float NumPy copy of an array or tensor, checked to have ``ndim`` dimensions."""
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
-    check_array(x, name, ndim=ndim)
-    return np.array(x, dtype=np.float64)
+def _float64(x, name, *, ndim=2):
+    """A float64 NumPy copy of an array or tensor, checked to have ``ndim`` dimensions."""
+    return np.array(as_numpy(x, name, ndim=ndim), dtype=np.float64)
 
 
 def _image_shape(n_features, shape):
@@ -72,7 +74,7 @@ def show_images(X, *, shape=None, n_cols=10, titles=None, cmap="gray", title=Non
 
     Chapter: 1 (What is an autoencoder?) and later chapters.
     """
-    X = _as_numpy(X, "X")
+    X = _float64(X, "X")
     m, n = X.shape
     height, width = _image_shape(n, shape)
     n_cols = min(check_positive_int(n_cols, "n_cols"), m)
@@ -116,7 +118,7 @@ def show_reconstructions(X, X_hat, *, n=10, shape=None, title=None):
 
     Chapter: 1 (What is an autoencoder?), 3 (Decoders), 7 (Using autoencoders).
     """
-    X, X_hat = _as_numpy(X, "X"), _as_numpy(X_hat, "X_hat")
+    X, X_hat = _float64(X, "X"), _float64(X_hat, "X_hat")
     if X.shape != X_hat.shape:
         raise ValueError(f"X and X_hat must have the same shape; got {X.shape} and {X_hat.shape}.")
     n = min(check_positive_int(n, "n"), len(X))
@@ -154,7 +156,7 @@ def max_activating_inputs(W):
 
     Chapter: 6a (Sparse autoencoders).
     """
-    W = _as_numpy(W, "W")
+    W = _float64(W, "W")
     norms = np.linalg.norm(W, axis=1, keepdims=True)
     if np.any(norms == 0):
         dead = np.flatnonzero(norms[:, 0] == 0).tolist()
@@ -220,7 +222,7 @@ def plot_codes(H, y, *, title=None):
 
     Chapter: 7 (Using autoencoders).
     """
-    H = _as_numpy(H, "H")
+    H = _float64(H, "H")
     if H.shape[1] != 2:
         raise ValueError(f"H must have 2 columns (a 2-D code); got {describe(H)}. Reduce it "
                          f"to 2-D first, e.g. with PCA or t-SNE.")

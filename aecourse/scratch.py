@@ -11,23 +11,30 @@ layer's inputs. With one example per row of ``X`` (shape ``(m, n)``)::
 asks which loss produced it, so a new loss needs one new ``*_grad`` function.
 The losses follow ``aecourse.losses`` (sum over features, MEAN over the m
 examples), so every ``*_grad`` below carries the factor ``1/m``.
+
+The mathematics comes first; each public function starts with ONE call to an
+input check, and the checks live together at the end of the module.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 from scipy.special import expit  # the logistic function, without overflow warnings
 
 from aecourse import losses
 from aecourse._validate import (
     check_array,
     check_choice,
+    check_keys,
     check_nonnegative,
     check_open_unit,
     check_positive_int,
+    check_random_state,
     check_same_shape,
+    describe,
 )
-from aecourse.models import ACTIVATIONS, DECODER_ACTIVATIONS
+from aecourse.models import ACTIVATIONS, DECODER_ACTIVATIONS, PARAM_NAMES
 
 # name -> (function of a, derivative written with the input a and the output out)
 _FUNCTIONS = {
@@ -38,7 +45,6 @@ _FUNCTIONS = {
                    lambda a, out: np.where(a > 0, 1.0, 0.01).astype(a.dtype)),
     "linear": (lambda a: a, lambda a, out: np.ones_like(a)),
 }
-PARAM_NAMES = ("W", "b", "W_star", "c")
 
 
 def affine_forward(x, W, b):
@@ -57,9 +63,7 @@ def affine_forward(x, W, b):
 
     Chapter: 5 (Training: reusing backpropagation).
     """
-    check_array(x, "x", ndim=2)
-    check_array(W, "W", ndim=2, n_features=x.shape[1])
-    check_array(b, "b", ndim=1, n_features=W.shape[0])
+    _check_affine(x, W, b)
     return x @ W.T + b, (x, W)
 
 
@@ -80,10 +84,7 @@ def affine_backward(dout, cache):
     Chapter: 5 (Training: reusing backpropagation).
     """
     x, W = cache
-    check_array(dout, "dout", ndim=2)
-    if dout.shape != (x.shape[0], W.shape[0]):
-        raise ValueError(f"dout must have the layer output's shape {(x.shape[0], W.shape[0])}; "
-                         f"got {dout.shape}.")
+    _check_dout(dout, (x.shape[0], W.shape[0]))
     return dout @ W, dout.T @ x, dout.sum(axis=0)
 
 
@@ -144,23 +145,10 @@ def init_params(n_features, n_hidden, *, random_state=0):
     """
     n = check_positive_int(n_features, "n_features")
     d = check_positive_int(n_hidden, "n_hidden")
-    rng = np.random.default_rng(random_state)
+    rng = check_random_state(random_state)
     r = np.sqrt(6.0 / (n + d))
     return {"W": rng.uniform(-r, r, (d, n)), "b": np.zeros(d),
             "W_star": rng.uniform(-r, r, (n, d)), "c": np.zeros(n)}
-
-
-def _check_params(params):
-    """params: dict of float arrays W (d, n), b (d,), W_star (n, d), c (n,); returns n."""
-    if not isinstance(params, dict) or set(PARAM_NAMES) - set(params):
-        got = sorted(params) if isinstance(params, dict) else type(params).__name__
-        raise ValueError(f"params must be a dict with keys {list(PARAM_NAMES)}; got {got}.")
-    d, n = check_array(params["W"], 'params["W"]', ndim=2).shape
-    check_array(params["b"], 'params["b"]', ndim=1, n_features=d)
-    check_array(params["c"], 'params["c"]', ndim=1, n_features=n)
-    check_array(params["W_star"], 'params["W_star"]', ndim=2)
-    check_same_shape(params["W_star"], 'params["W_star"]', params["W"].T, 'params["W"].T')
-    return n
 
 
 def ae_forward(X, params, *, g="sigmoid", f="sigmoid"):
@@ -180,9 +168,7 @@ def ae_forward(X, params, *, g="sigmoid", f="sigmoid"):
 
     Chapter: 5 (Training: reusing backpropagation).
     """
-    check_array(X, "X", ndim=2, n_features=_check_params(params))
-    check_choice(g, "g", ACTIVATIONS)
-    check_choice(f, "f", DECODER_ACTIVATIONS)
+    _check_forward(X, params, g, f)
     a_1, affine_1 = affine_forward(X, params["W"], params["b"])
     h_1, act_1 = activation_forward(a_1, g)
     a_2, affine_2 = affine_forward(h_1, params["W_star"], params["c"])
@@ -212,26 +198,15 @@ def ae_backward(dx_hat, cache, *, dh_extra=None):
 
     Chapter: 5 (Training: reusing backpropagation); 6a (Sparse autoencoders) for ``dh_extra``.
     """
+    _check_backward(dx_hat, cache, dh_extra)
     affine_1, act_1, affine_2, act_2 = cache["layers"]
-    check_array(dx_hat, "dx_hat", ndim=2)
-    check_same_shape(dx_hat, "dx_hat", cache["a_2"], "x_hat")
     da_2 = activation_backward(dx_hat, act_2)             # dL/da_2 = dL/dx_hat * f'(a_2)
     dh_1, dW_star, dc = affine_backward(da_2, affine_2)
     if dh_extra is not None:
-        check_array(dh_extra, "dh_extra", ndim=(1, 2))
-        if dh_extra.shape not in (dh_1.shape, dh_1.shape[1:]):
-            raise ValueError(f"dh_extra must have shape {dh_1.shape} or {dh_1.shape[1:]}; "
-                             f"got {dh_extra.shape}.")
         dh_1 = dh_1 + dh_extra
     da_1 = activation_backward(dh_1, act_1)               # dL/da_1 = dL/dh_1 * g'(a_1)
     _, dW, db = affine_backward(da_1, affine_1)
     return {"W": dW, "b": db, "W_star": dW_star, "c": dc}
-
-
-def _check_pair(x_hat, x):
-    check_array(x_hat, "x_hat", ndim=2)
-    check_array(x, "x", ndim=2)
-    check_same_shape(x_hat, "x_hat", x, "x")
 
 
 def squared_error_grad(x_hat, x):
@@ -292,12 +267,7 @@ def kl_delta(rho, rho_hat, beta):
 
     Chapter: 6a (Sparse autoencoders).
     """
-    rho = check_open_unit(rho, "rho")
-    beta = check_nonnegative(beta, "beta")
-    check_array(rho_hat, "rho_hat", ndim=1)
-    if not (rho_hat.min() > 0 and rho_hat.max() < 1):
-        raise ValueError(f"rho_hat must lie strictly between 0 and 1; got values in "
-                         f"[{rho_hat.min():.4g}, {rho_hat.max():.4g}].")
+    rho, beta = _check_kl(rho, rho_hat, beta)
     return beta * (-rho / rho_hat + (1 - rho) / (1 - rho_hat))
 
 
@@ -329,7 +299,90 @@ def loss_and_grads(params, X, *, loss="squared_error", g="sigmoid", f="sigmoid",
 
     Chapter: 5 (Training: reusing backpropagation); 6a (Sparse autoencoders).
     """
-    value_of, grad_of = _LOSSES[check_choice(loss, "loss", tuple(_LOSSES))]
+    value_of, grad_of = _LOSSES[_check_loss_settings(loss, g, f, rho, beta)]
+    x_hat, cache = ae_forward(X, params, g=g, f=f)
+    J = value_of(x_hat, X)
+    dh_extra = None
+    if rho is not None:
+        h_1 = cache["h_1"]
+        J = J + beta * losses.kl_sparsity(rho, h_1)
+        dh_extra = kl_delta(rho, h_1.mean(axis=0), beta) / len(X)   # (d,): same for every example
+    grads = ae_backward(grad_of(x_hat, X), cache, dh_extra=dh_extra)
+    return float(J), grads
+
+
+# --- input checks: every public function above calls one of these first ----------------------
+
+
+def _check_numpy(x, name: str) -> None:
+    """This module is NumPy only: a torch tensor gets a TypeError that names the bridge."""
+    if isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a NumPy array (aecourse.scratch is NumPy only); got "
+                        f"{describe(x)}. For a torch model's parameters use "
+                        f"aecourse.models.to_numpy_params(model); for data use X.numpy().")
+
+
+def _check_params(params):
+    """params: dict of float arrays W (d, n), b (d,), W_star (n, d), c (n,); returns n."""
+    check_keys(params, "params", PARAM_NAMES)
+    for name in PARAM_NAMES:
+        _check_numpy(params[name], f'params["{name}"]')
+    d, n = check_array(params["W"], 'params["W"]', ndim=2).shape
+    check_array(params["b"], 'params["b"]', ndim=1, n_features=d)
+    check_array(params["c"], 'params["c"]', ndim=1, n_features=n)
+    check_array(params["W_star"], 'params["W_star"]', ndim=2)
+    check_same_shape(params["W_star"], 'params["W_star"]', params["W"].T, 'params["W"].T')
+    return n
+
+
+def _check_pair(x_hat, x):
+    check_array(x_hat, "x_hat", ndim=2)
+    check_array(x, "x", ndim=2)
+    check_same_shape(x_hat, "x_hat", x, "x")
+
+
+def _check_affine(x, W, b) -> None:
+    check_array(x, "x", ndim=2)
+    check_array(W, "W", ndim=2, n_features=x.shape[1])
+    check_array(b, "b", ndim=1, n_features=W.shape[0])
+
+
+def _check_dout(dout, shape) -> None:
+    check_array(dout, "dout", ndim=2)
+    if dout.shape != shape:
+        raise ValueError(f"dout must have the layer output's shape {shape}; got {dout.shape}.")
+
+
+def _check_forward(X, params, g, f) -> None:
+    _check_numpy(X, "X")
+    check_array(X, "X", ndim=2, n_features=_check_params(params))
+    check_choice(g, "g", ACTIVATIONS)
+    check_choice(f, "f", DECODER_ACTIVATIONS)
+
+
+def _check_backward(dx_hat, cache, dh_extra) -> None:
+    check_array(dx_hat, "dx_hat", ndim=2)
+    check_same_shape(dx_hat, "dx_hat", cache["a_2"], "x_hat")
+    if dh_extra is not None:
+        shape = cache["h_1"].shape
+        check_array(dh_extra, "dh_extra", ndim=(1, 2))
+        if dh_extra.shape not in (shape, shape[1:]):
+            raise ValueError(f"dh_extra must have shape {shape} or {shape[1:]}; "
+                             f"got {dh_extra.shape}.")
+
+
+def _check_kl(rho, rho_hat, beta) -> tuple[float, float]:
+    rho = check_open_unit(rho, "rho")
+    beta = check_nonnegative(beta, "beta")
+    check_array(rho_hat, "rho_hat", ndim=1)
+    if not (rho_hat.min() > 0 and rho_hat.max() < 1):
+        raise ValueError(f"rho_hat must lie strictly between 0 and 1; got values in "
+                         f"[{rho_hat.min():.4g}, {rho_hat.max():.4g}].")
+    return rho, beta
+
+
+def _check_loss_settings(loss, g, f, rho, beta) -> str:
+    check_choice(loss, "loss", tuple(_LOSSES))
     beta = check_nonnegative(beta, "beta")
     if loss == "cross_entropy" and f != "sigmoid":
         raise ValueError(f"loss='cross_entropy' needs probabilities, f='sigmoid'; got f={f!r}.")
@@ -338,12 +391,4 @@ def loss_and_grads(params, X, *, loss="squared_error", g="sigmoid", f="sigmoid",
     if rho is not None and g != "sigmoid":
         raise ValueError(f"the KL sparsity term (rho={rho!r}) needs codes in (0, 1), "
                          f"g='sigmoid'; got g={g!r}.")
-    x_hat, cache = ae_forward(X, params, g=g, f=f)
-    J = value_of(x_hat, X)
-    dh_extra = None
-    if rho is not None:
-        h_1 = cache["h_1"]
-        J = J + beta * losses.kl_sparsity(h_1, rho)
-        dh_extra = kl_delta(rho, h_1.mean(axis=0), beta) / len(X)   # (d,): same for every example
-    grads = ae_backward(grad_of(x_hat, X), cache, dh_extra=dh_extra)
-    return float(J), grads
+    return loss

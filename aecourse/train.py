@@ -1,10 +1,16 @@
 """``fit``: train any aecourse autoencoder with one visible minibatch loop.
 
-The loop is the standard PyTorch recipe (``model.train()``,
-``optimizer.zero_grad()``, ``loss.backward()``, ``optimizer.step()``) with two
-hooks for the regularized autoencoders of chapter 6: ``penalty`` adds a term
-such as a sparsity or contractive penalty, and ``corrupt`` feeds a corrupted
-batch to the encoder while the target stays clean (denoising).
+The loop is the standard PyTorch recipe (``optimizer.zero_grad()``, the loss,
+``loss.backward()``, ``optimizer.step()``) with two hooks for the regularized
+autoencoders of chapter 6: ``penalty`` adds a term such as a sparsity or
+contractive penalty, and ``corrupt`` feeds a corrupted batch to the encoder
+while the target stays clean (denoising). Full-batch L-BFGS is its own branch:
+its line search evaluates the loss several times per step, through a closure.
+
+Every argument and ALL of the data are checked once, on entry; the loop then
+runs the library's own functions without their per-batch checks
+(``_validate.trusted``). The user's ``penalty``, ``loss`` and ``corrupt`` run
+with every check on.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from functools import partial
+from functools import partial, wraps
 
 import torch
 from tqdm.auto import tqdm
@@ -21,12 +27,13 @@ from aecourse import losses
 from aecourse._validate import (
     check_array,
     check_choice,
-    check_nonnegative,
+    check_positive,
     check_positive_int,
+    check_random_state,
+    check_range,
     describe,
     trusted,
 )
-from aecourse.models import _generator
 
 LOSSES = ("squared_error", "cross_entropy", "cross_entropy_with_logits")
 OPTIMIZERS = ("adam", "sgd", "lbfgs")
@@ -42,12 +49,39 @@ def _device(device) -> torch.device:
 
 
 def _make_optimizer(name: str, parameters, lr: float) -> torch.optim.Optimizer:
-    """Adam, plain SGD, or full-batch L-BFGS with a strong-Wolfe line search."""
+    """Adam, plain SGD, or full-batch L-BFGS with a strong-Wolfe line search.
+
+    Adam and SGD use their ``foreach`` implementation: one call updates every
+    parameter, instead of one small call per parameter tensor.
+    """
     if name == "adam":
-        return torch.optim.Adam(parameters, lr=lr)
+        return torch.optim.Adam(parameters, lr=lr, foreach=True)
     if name == "sgd":
-        return torch.optim.SGD(parameters, lr=lr)
+        return torch.optim.SGD(parameters, lr=lr, foreach=True)
     return torch.optim.LBFGS(parameters, lr=lr, line_search_fn="strong_wolfe")
+
+
+def _checked(callback):
+    """The user's callback, run with the library's input checks on (fit's loop is trusted)."""
+    if callback is None:
+        return None
+
+    @wraps(callback)
+    def run(*args):
+        with trusted(False):
+            return callback(*args)
+    return run
+
+
+def _check_data(X, name: str, n_features, loss, device, dtype) -> torch.Tensor:
+    """All of X, checked once and vectorised, then converted to the model's dtype and device.
+
+    The messages describe the array the user passed (its real shape), not a minibatch.
+    """
+    check_array(X, name, ndim=2, n_features=n_features)
+    if loss in ("cross_entropy", "cross_entropy_with_logits"):
+        check_range(X, f"{name} (cross-entropy targets)", 0.0, 1.0)
+    return torch.as_tensor(X, dtype=dtype, device=device)
 
 
 def fit(model, X, *, loss="squared_error", epochs: int = 20, batch_size: int = 64,
@@ -70,7 +104,7 @@ def fit(model, X, *, loss="squared_error", epochs: int = 20, batch_size: int = 6
     batch_size : int
         Examples per minibatch (ignored by "lbfgs", which uses the full batch).
     lr : float
-        Learning rate (for "lbfgs" use about 1).
+        Learning rate, > 0 (for "lbfgs" use about 1).
     optimizer : str
         "adam", "sgd" or "lbfgs".
     penalty : callable, optional
@@ -96,6 +130,7 @@ def fit(model, X, *, loss="squared_error", epochs: int = 20, batch_size: int = 6
 
     Chapter: 2 (The link to PCA); used in chapters 3-7.
     """
+    # --- the checks, at the public boundary: every argument and all of the data, once ---
     if not (hasattr(model, "encode") and hasattr(model, "decode")):
         raise TypeError(f"model must have encode and decode methods (e.g. "
                         f"aecourse.models.Autoencoder); got {describe(model)}.")
@@ -103,7 +138,7 @@ def fit(model, X, *, loss="squared_error", epochs: int = 20, batch_size: int = 6
         check_choice(loss, "loss", LOSSES)
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
-    lr = check_nonnegative(lr, "lr")
+    lr = check_positive(lr, "lr")
     check_choice(optimizer, "optimizer", OPTIMIZERS)
     for hook, name in ((penalty, "penalty"), (corrupt, "corrupt")):
         if hook is not None and not callable(hook):
@@ -111,49 +146,69 @@ def fit(model, X, *, loss="squared_error", epochs: int = 20, batch_size: int = 6
     device = _device(device)
     model.to(device)
     dtype = next(model.parameters()).dtype
-    X = torch.as_tensor(check_array(X, "X", ndim=2), dtype=dtype, device=device)
+    X = _check_data(X, "X", getattr(model, "n_features", None), loss, device, dtype)
     if X_val is not None:
-        check_array(X_val, "X_val", ndim=2, n_features=X.shape[1])
-        X_val = torch.as_tensor(X_val, dtype=dtype, device=device)
-    loss_fn = getattr(losses, loss) if isinstance(loss, str) else loss
+        X_val = _check_data(X_val, "X_val", X.shape[1], loss, device, dtype)
+    generator = check_random_state(random_state, kind="torch")
+    penalty, corrupt = _checked(penalty), _checked(corrupt)
+    reconstruction_loss = _checked(loss) if callable(loss) else getattr(losses, loss)
     output = model.decode_logits if loss == "cross_entropy_with_logits" else model.decode
-    generator = _generator(random_state)
+
+    def objective(X_in, X_batch):
+        """The minibatch loss: reconstruct the clean X_batch from X_in, plus the penalty."""
+        h = model.encode(X_in)
+        J = reconstruction_loss(output(h), X_batch)
+        return J if penalty is None else J + penalty(model, X_in, h)
+
+    def data_loss(data) -> float:
+        """The reconstruction loss on a whole data set (clean, no penalty)."""
+        with torch.no_grad():
+            return float(reconstruction_loss(output(model.encode(data)), data))
+
+    with torch.no_grad():  # one checked minibatch: a model/loss mismatch fails here, clearly
+        X_first = X[:batch_size]
+        if corrupt is not None:
+            X_tilde = corrupt(X_first, torch.Generator().manual_seed(0))
+            check_array(X_tilde, "corrupt(X_batch, generator)", ndim=2, n_features=X.shape[1])
+        objective(X_first, X_first)
+
+    # --- the training loop ---
     opt = _make_optimizer(optimizer, model.parameters(), lr)
-    m = X.shape[0]
-    if optimizer == "lbfgs":
-        batch_size = m
+
+    def lbfgs_closure(X_in):
+        """L-BFGS re-evaluates the loss and its gradient at every point its line search tries."""
+        opt.zero_grad()
+        J = objective(X_in, X)
+        J.backward()
+        return J
+
     history = {"loss": [], "seconds": []} | ({"val_loss": []} if X_val is not None else {})
     disable = not progress or os.environ.get("TQDM_DISABLE", "") not in ("", "0")
     start = time.perf_counter()
+    with trusted():  # all of the data was checked above: no per-batch checks
+        for _ in (bar := tqdm(range(epochs), desc="fit", unit="epoch", disable=disable)):
+            model.train()
+            if optimizer == "lbfgs":  # full batch; the line search calls the closure repeatedly
+                X_in = X if corrupt is None else corrupt(X, generator)
+                opt.step(partial(lbfgs_closure, X_in))
+            else:
+                order = torch.randperm(len(X), generator=generator).to(device)
+                for i in range(0, len(X), batch_size):
+                    X_batch = X[order[i:i + batch_size]]
+                    X_in = X_batch if corrupt is None else corrupt(X_batch, generator)
+                    opt.zero_grad()
+                    J = objective(X_in, X_batch)
+                    J.backward()
+                    opt.step()
 
-    def minibatch_loss(X_in, X_batch):  # the optimizer calls it (L-BFGS: several times)
-        opt.zero_grad()
-        h = model.encode(X_in)
-        batch_loss = loss_fn(output(h), X_batch)
-        if penalty is not None:
-            batch_loss = batch_loss + penalty(model, X_in, h)
-        batch_loss.backward()
-        return batch_loss
-
-    with torch.no_grad():  # one checked minibatch: a wrong shape or range fails here, clearly
-        loss_fn(output(model.encode(X[:batch_size])), X[:batch_size])
-    for _ in (bar := tqdm(range(epochs), desc="fit", unit="epoch", disable=disable)):
-        model.train()
-        order = torch.randperm(m, generator=generator).to(device)
-        with trusted():  # inputs were checked above; skip the per-batch checks
-            for i in range(0, m, batch_size):
-                X_batch = X[order[i:i + batch_size]]
-                X_in = X_batch if corrupt is None else corrupt(X_batch, generator)
-                opt.step(partial(minibatch_loss, X_in, X_batch))
-
-        model.eval()
-        with torch.no_grad(), trusted():  # the epoch's loss on the full, clean training set
-            history["loss"].append(float(loss_fn(output(model.encode(X)), X)))
+            model.eval()
+            history["loss"].append(data_loss(X))
             if X_val is not None:
-                history["val_loss"].append(float(loss_fn(output(model.encode(X_val)), X_val)))
-        if not math.isfinite(history["loss"][-1]):
-            raise ValueError(f"training diverged: the loss became {history['loss'][-1]} after "
-                             f"{len(history['loss'])} epoch(s); try a smaller lr (got {lr}).")
-        history["seconds"].append(time.perf_counter() - start)
-        bar.set_postfix(loss=f"{history['loss'][-1]:.4g}")
+                history["val_loss"].append(data_loss(X_val))
+            if not math.isfinite(history["loss"][-1]):
+                raise ValueError(f"training diverged: the loss became {history['loss'][-1]} "
+                                 f"after {len(history['loss'])} epoch(s); try a smaller lr "
+                                 f"(got {lr}).")
+            history["seconds"].append(time.perf_counter() - start)
+            bar.set_postfix(loss=f"{history['loss'][-1]:.4g}")
     return history

@@ -12,6 +12,8 @@ from aecourse.models import (
     Autoencoder,
     DeepAutoencoder,
     activation,
+    load_numpy_params,
+    to_numpy_params,
 )
 
 M, N, D = 7, 12, 5
@@ -179,3 +181,47 @@ def test_bad_sizes_are_rejected():
         DeepAutoencoder((N,))
     with pytest.raises(TypeError, match="random_state"):
         Autoencoder(N, D, random_state="seed")
+
+
+def test_layer_sizes_of_the_wrong_type_are_a_type_error():
+    for bad in ("abc", 784, None):
+        with pytest.raises(TypeError, match="layer_sizes must be a sequence"):
+            DeepAutoencoder(bad)
+
+
+def test_W_star_is_a_property_not_a_getattr_override():
+    assert isinstance(Autoencoder.__dict__["W_star"], property)
+    assert "__getattr__" not in Autoencoder.__dict__
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_the_numpy_bridge_goes_both_ways(tied):
+    model = Autoencoder(N, D, tied=tied, random_state=0)
+    params = to_numpy_params(model)
+    assert {k: v.shape for k, v in params.items()} == {"W": (D, N), "b": (D,), "W_star": (N, D),
+                                                       "c": (N,)}
+    assert all(v.dtype == np.float64 and isinstance(v, np.ndarray) for v in params.values())
+    np.testing.assert_array_equal(params["W_star"], model.W_star.detach().numpy())
+    params["W"] += 1.0  # a copy: the model does not change ...
+    assert not np.allclose(model.W.detach().numpy(), params["W"])
+    if tied:
+        params["W_star"] = params["W"].T
+    params["c"] += 0.5
+    assert load_numpy_params(model, params) is model  # ... until it is loaded back
+    assert model.W.dtype == torch.float32
+    np.testing.assert_allclose(model.W.detach().numpy(), params["W"], rtol=1e-6)
+    np.testing.assert_allclose(model.c.detach().numpy(), params["c"], rtol=1e-6)
+    np.testing.assert_allclose(model.W_star.detach().numpy(), params["W_star"], rtol=1e-6)
+
+
+def test_the_numpy_bridge_refuses_what_does_not_fit():
+    model = Autoencoder(N, D)
+    params = to_numpy_params(model)
+    with pytest.raises(ValueError, match=r'params\["W"\] must have the model\'s shape'):
+        load_numpy_params(model, dict(params, W=params["W"].T))
+    with pytest.raises(ValueError, match="keys"):
+        load_numpy_params(model, {"W": params["W"]})
+    with pytest.raises(ValueError, match="tied"):
+        load_numpy_params(Autoencoder(N, D, tied=True), params)
+    with pytest.raises(TypeError, match="Autoencoder"):
+        to_numpy_params(DeepAutoencoder((N, 8, D)))

@@ -233,3 +233,14 @@ def test_bad_inputs_raise_clear_errors():
         scratch.ae_backward(x_hat, cache, dh_extra=np.ones(D + 1))
     with pytest.raises(ValueError, match="dx_hat and x_hat must have the same shape"):
         scratch.ae_backward(x_hat[:, :3], cache)
+
+
+def test_torch_parameters_or_data_get_a_type_error_that_names_the_bridge():
+    X, _ = problem()
+    model = models.Autoencoder(X.shape[1], D, random_state=0)
+    with pytest.raises(TypeError, match=r'params\["W"\] must be a NumPy array.*to_numpy_params'):
+        scratch.ae_forward(X, dict(model.named_parameters()))
+    with pytest.raises(TypeError, match=r"X must be a NumPy array.*X.numpy\(\)"):
+        scratch.loss_and_grads(models.to_numpy_params(model), torch.as_tensor(X))
+    x_hat, _ = scratch.ae_forward(X, models.to_numpy_params(model))  # the fix works
+    assert x_hat.shape == X.shape

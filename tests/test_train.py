@@ -12,8 +12,9 @@ import torch
 from scipy.linalg import subspace_angles
 from sklearn.decomposition import PCA
 
+from aecourse.corruption import mask_noise
 from aecourse.data import load_digits
-from aecourse.losses import cross_entropy, mask_noise, squared_error
+from aecourse.losses import cross_entropy, kl_sparsity, squared_error
 from aecourse.models import Autoencoder, DeepAutoencoder
 from aecourse.train import fit
 
@@ -205,3 +206,71 @@ def test_checks_skipped_inside_fit_are_back_after_it():
     fit(model, X, epochs=1, progress=False)
     with pytest.raises(ValueError, match="X"):
         model.encode(torch.zeros(3, 5))
+
+
+# --- every row is checked once, on entry; the user's callbacks keep their checks -----------------
+
+
+def test_bad_rows_after_the_first_minibatch_are_refused(digits):
+    X = digits.copy()
+    X[500:] *= 3.0  # rows 500+ in [0, 3]: not cross-entropy targets
+    with pytest.raises(ValueError, match=r"X \(cross-entropy targets\) must lie in \[0.0, 1.0\]"):
+        fit(Autoencoder(64, 8), X, loss="cross_entropy", epochs=1)
+    X = digits.copy()
+    X[1000, 3] = np.nan
+    with pytest.raises(ValueError, match="X contains NaN"):
+        fit(Autoencoder(64, 8), X, epochs=1)
+
+
+def test_bad_X_val_is_refused(digits):
+    X_val = digits[:300].copy()
+    X_val[250:] += 1.0
+    with pytest.raises(ValueError, match=r"X_val \(cross-entropy targets\) must lie in"):
+        fit(Autoencoder(64, 8), digits, loss="cross_entropy", X_val=X_val, epochs=1)
+    X_val[250:] = np.inf
+    with pytest.raises(ValueError, match="X_val contains NaN or infinite"):
+        fit(Autoencoder(64, 8), digits, X_val=X_val, epochs=1)
+
+
+def test_a_wrong_width_is_reported_with_the_users_array_and_shape(digits):
+    with pytest.raises(ValueError) as info:
+        fit(Autoencoder(64, 8), digits[:, :60], epochs=1)
+    assert "X must have 64 features" in str(info.value)
+    assert "got an array of shape (1797, 60)" in str(info.value)
+
+
+@pytest.mark.parametrize("lr, error", [(0, ValueError), (-0.1, ValueError), ("0.1", TypeError)])
+def test_a_learning_rate_that_is_not_positive_is_refused(small, lr, error):
+    with pytest.raises(error, match="lr must be a number > 0|lr must be > 0"):
+        fit(Autoencoder(64, 8), small, lr=lr, epochs=1)
+
+
+def test_the_users_penalty_keeps_the_librarys_checks_inside_fit(small):
+    def sparsity(model, X_in, h):  # a student's mistake: ReLU codes are not in [0, 1]
+        return kl_sparsity(0.05, h)
+
+    model = Autoencoder(64, 8, g="relu", random_state=0)
+    with pytest.raises(ValueError, match=r"h \(hidden activations\) must lie in \[0.0, 1.0\]"):
+        fit(model, small * 4.0, epochs=2, penalty=sparsity)
+
+
+def test_the_users_corrupt_and_loss_keep_the_librarys_checks_inside_fit(small):
+    def noisy(X_batch, generator):
+        return mask_noise(X_batch, 1.5, random_state=generator)  # p outside [0, 1]
+
+    with pytest.raises(ValueError, match=r"p must lie in \[0, 1\]"):
+        fit(Autoencoder(64, 8), small, epochs=1, corrupt=noisy)
+
+    calls = []
+
+    def late_bad_loss(x_hat, x):  # fine on the checked first batch, wrong in the loop
+        calls.append(1)
+        return cross_entropy(x_hat, 2.0 * x if len(calls) > 1 else x)
+
+    with pytest.raises(ValueError, match="cross-entropy targets"):
+        fit(Autoencoder(64, 8), small, epochs=1, loss=late_bad_loss)
+
+
+def test_a_corrupt_that_changes_the_width_is_named(small):
+    with pytest.raises(ValueError, match=r"corrupt\(X_batch, generator\) must have 64 features"):
+        fit(Autoencoder(64, 8), small, epochs=1, corrupt=lambda X_batch, gen: X_batch[:, :10])
