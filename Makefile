@@ -10,11 +10,12 @@ export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: help book test release grade bench clean
+.PHONY: help book publish test release grade bench clean
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make book     install into .venv (when requirements changed) and build the HTML book"
+	@echo "make publish  the same: the student edition in _build/student/ and its HTML book"
 	@echo "make test     install into .venv (when requirements changed) and run every test"
 	@echo "make release  regenerate exercises/ from solutions/ (nbgrader generate_assignment)"
 	@echo "make grade ASSIGNMENT=ps1   grade every submission of one assignment (isolated, in parallel)"
@@ -27,9 +28,11 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	@touch $(STAMP)
 
-book: $(STAMP)
-	TQDM_DISABLE=1 $(BIN)/jupyter-book build --warningiserror --nitpick --keep-going --all .
-	@echo "The book is at: $(CURDIR)/_build/html/index.html"
+# The book is the student edition's: aecourse publish writes the student tree into
+# _build/student/, executes every chapter there once, and builds its HTML (no re-execution).
+# PUBLISH_ARGS passes options, e.g. PUBLISH_ARGS="--python /path/to/student/venv/bin/python".
+book publish: $(STAMP)
+	TQDM_DISABLE=1 $(BIN)/python -m aecourse.publish $(PUBLISH_ARGS)
 
 # Two workers (the machine has two cores); --dist loadfile keeps each notebook (one item per
 # cell, one kernel) and each module-scoped fixture (the book build) on one worker.

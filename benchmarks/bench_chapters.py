@@ -1,11 +1,13 @@
 """How long each chapter of the book takes to execute.
 
-Runs every chapter notebook listed in ``_toc.yml`` from top to bottom with nbclient, on the
-"python3" kernel of the interpreter running this script (the project's .venv under
-`make bench`), with progress bars off (TQDM_DISABLE=1), one notebook after the other, and
-prints one table: notebook, seconds, and whether it stays within the 60 s budget.
+Runs every chapter notebook listed in ``_toc.yml`` from top to bottom exactly as
+``aecourse publish`` does (``aecourse.publish.execute_notebook``: nbclient, a kernel of the
+interpreter running this script or of ``--python``), on a copy in a temporary folder so that
+``book/`` stays without outputs, with progress bars off (TQDM_DISABLE=1), one notebook after
+the other, and prints one table: notebook, seconds, and whether it stays within the budget.
 
 Usage: .venv/bin/python benchmarks/bench_chapters.py [--budget 60] [--timeout 600]
+       [--python PATH]   (e.g. the student edition's environment)
 Exit status 1 when a notebook fails to execute.
 """
 
@@ -13,38 +15,30 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-import nbformat
-from nbclient import NotebookClient
+from aecourse.publish import PublishError, chapters, execute_notebook
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "book" / "_ext"))
-from aecourse_book import toc_pages  # noqa: E402  (the book's one reader of _toc.yml)
 
 
-def chapter_notebooks(toc_path: Path = REPO / "_toc.yml") -> list[Path]:
-    """The notebooks of the book, in reading order, as listed in ``_toc.yml``."""
-    paths = [REPO / f"{page}.ipynb" for page in toc_pages(toc_path)]
-    return [p for p in paths if p.exists()]
-
-
-def execute(path: Path, timeout: int) -> tuple[float, str]:
-    """Execute one notebook in its own directory; return (seconds, error or "")."""
-    nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
-    start = time.perf_counter()
-    try:
-        # the kernel's own log (a startup notice of ipykernel) would clutter the table
-        client.execute(stderr=subprocess.DEVNULL)
-        error = ""
-    except Exception as exc:  # report and go on with the next chapter
-        error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc) else ''}"
-    return time.perf_counter() - start, error
+def execute(path: Path, timeout: int, python: str) -> tuple[float, str]:
+    """Execute a copy of one chapter in a temporary folder; return (seconds, error or "")."""
+    with tempfile.TemporaryDirectory() as folder:
+        copy = Path(folder) / "book" / path.name
+        copy.parent.mkdir()
+        shutil.copy(path, copy)
+        start = time.perf_counter()
+        try:
+            execute_notebook(copy, python, timeout=timeout)
+            error = ""
+        except PublishError as exc:  # report and go on with the next chapter
+            error = str(exc).strip().splitlines()[-1]
+        return time.perf_counter() - start, error
 
 
 def main(argv=None) -> int:
@@ -53,19 +47,20 @@ def main(argv=None) -> int:
                         help="seconds a chapter may take (default: 60)")
     parser.add_argument("--timeout", type=int, default=600,
                         help="nbclient's per-cell timeout in seconds (default: 600)")
+    parser.add_argument("--python", default=sys.executable,
+                        help="the Python whose kernel runs the chapters (default: this one)")
     args = parser.parse_args(argv)
     os.environ["TQDM_DISABLE"] = "1"  # inherited by the kernels started below
 
-    notebooks = chapter_notebooks()
     rows, failed = [], False
-    for path in notebooks:
-        seconds, error = execute(path, args.timeout)
+    for path in chapters(REPO):
+        seconds, error = execute(path, args.timeout, args.python)
         failed |= bool(error)
         within = "no (error)" if error else ("yes" if seconds <= args.budget else "no")
         rows.append((path.relative_to(REPO).as_posix(), f"{seconds:.1f}", within, error))
 
     total = sum(float(r[1]) for r in rows)
-    print(f"Chapter execution times (nbclient, kernel python3 of {sys.executable}, "
+    print(f"Chapter execution times (nbclient, a kernel of {args.python}, "
           f"{os.cpu_count()} CPUs)\n")
     header = ("notebook", "seconds", f"within {args.budget:g} s")
     width = max([len(header[0])] + [len(r[0]) for r in rows])

@@ -1,14 +1,10 @@
-"""Two small guarantees for the aecourse book, as a Sphinx extension.
+"""Small guarantees for the aecourse book, as a Sphinx extension.
 
 1. MathJax is served from the built site (``_static/mathjax/tex-chtml.js``, copied there by
    the ``sphinx-mathjax-offline`` extension), never from a CDN, so the book reads offline.
    Whatever another extension or the configuration set, a remote ``mathjax_path`` is
    replaced by the local one when the builder starts.
-2. A chapter notebook may take at most ``aecourse_notebook_timeout`` seconds (default 180) to
-   execute. nbclient's own timeout bounds each *cell*; this check bounds the whole notebook,
-   using the run time that myst-nb records. A slower notebook is reported as a warning,
-   which ``jupyter-book build --warningiserror`` turns into a failed build.
-3. No inline script is emitted twice on a page. sphinx-thebe and sphinx-togglebutton add
+2. No inline script is emitted twice on a page. sphinx-thebe and sphinx-togglebutton add
    their inline configuration scripts again (at another priority) when a page is written;
    a repeated ``const THEBE_JS_URL = ...`` is a JavaScript SyntaxError in every browser.
 """
@@ -16,16 +12,15 @@
 from pathlib import Path
 
 import yaml
-from sphinx.util import logging
 
 LOCAL_MATHJAX = "mathjax/tex-chtml.js"
-logger = logging.getLogger(__name__)
 
 
 def toc_pages(toc_path: Path) -> list[str]:
     """Every document of the book, in reading order, read from ``_toc.yml`` (jb-book).
 
-    Used by the browser test and the chapter benchmark, so both follow the table of contents.
+    Used by ``aecourse publish``, the publish test and the chapter benchmark, so all follow
+    the table of contents.
     """
     toc = yaml.safe_load(Path(toc_path).read_text())
     pages = [toc["root"]]
@@ -48,21 +43,6 @@ def _keep_mathjax_local(app):
         app.config.mathjax_path = LOCAL_MATHJAX
 
 
-def _check_notebook_time(app, doctree):
-    from myst_nb.sphinx_ import NbMetadataCollector
-
-    docname = app.env.docname
-    data = NbMetadataCollector.get_exec_data(app.env, docname) or {}
-    runtime = data.get("runtime")
-    limit = app.config.aecourse_notebook_timeout
-    if runtime is not None and limit and runtime > limit:
-        logger.warning(
-            "notebook %s took %.1f s to execute; the limit is %d s "
-            "(aecourse_notebook_timeout in _config.yml)",
-            docname, runtime, limit, location=docname,
-        )
-
-
 def _drop_repeated_scripts(app, pagename, templatename, context, doctree):
     scripts = context.get("script_files")
     if not isinstance(scripts, list):
@@ -78,10 +58,8 @@ def _drop_repeated_scripts(app, pagename, templatename, context, doctree):
 
 
 def setup(app):
-    app.add_config_value("aecourse_notebook_timeout", 180, "env", [int, float])
     # after sphinx.ext.mathjax's own builder-inited handler (priority 500)
     app.connect("builder-inited", _keep_mathjax_local, priority=900)
-    app.connect("doctree-read", _check_notebook_time)
     # last, after every extension has added its page scripts
     app.connect("html-page-context", _drop_repeated_scripts, priority=1000)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
