@@ -1,8 +1,10 @@
 # The two commands of the README, and a few instructor verbs. Thin: it only calls the tools.
 PYTHON ?= python3
-VENV   := .venv
-BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# An existing environment instead of .venv: `make test VENV=/opt/course-env` (its bin/ is used),
+# or `make grade BIN=/usr/local/bin STAMP= ...` to use tools already installed, installing nothing.
+VENV   ?= .venv
+BIN    ?= $(VENV)/bin
+STAMP  ?= $(VENV)/.installed
 
 # The course's models are tiny: one BLAS/OpenMP thread per process is fastest, and the test
 # suite runs two processes on two cores. Without this, thread contention makes them 10-60x slower.
@@ -18,7 +20,7 @@ help:
 	@echo "make publish  the same: the student edition in _build/student/ and its HTML book"
 	@echo "make test     install into .venv (when requirements changed) and run every test"
 	@echo "make release  regenerate exercises/ from solutions/ (nbgrader generate_assignment)"
-	@echo "make grade ASSIGNMENT=ps1   grade every submission of one assignment (isolated, in parallel)"
+	@echo "make grade ASSIGNMENT=ps1 [ARGS=\"--jobs 2 --student alice\"]   grade one assignment"
 	@echo "make bench    print the benchmark tables quoted in the README"
 
 # Reinstall only when requirements.txt or pyproject.toml changed since the last install.
@@ -43,7 +45,7 @@ release: $(STAMP)
 	$(BIN)/python -m aecourse.grading release
 
 grade: $(STAMP)
-	$(BIN)/aecourse grade $(ASSIGNMENT)
+	$(BIN)/aecourse grade $(ASSIGNMENT) $(ARGS)
 
 # bench_grading.py grades 40 submissions twice (about 40 minutes); BENCH_GRADING_N=10 is quicker.
 BENCH_GRADING_N ?= 40
