@@ -2,8 +2,9 @@
 
 Each function takes clean inputs ``X`` (NumPy array or torch tensor) and returns a
 corrupted copy of the same kind, shape and dtype; ``X`` itself never changes. The
-randomness comes from a local generator (``random_state``), never the global one,
-so ``train.fit`` can pass its own ``torch.Generator`` to a ``corrupt`` callback.
+randomness comes from a local generator (``random_state``: an int seed, None for
+fresh entropy, or a generator of X's kind), never the global one, so ``train.fit``
+can pass its own ``torch.Generator`` to a ``corrupt`` callback.
 """
 
 from __future__ import annotations
@@ -38,8 +39,7 @@ def mask_noise(X, p, *, random_state=None):
         Clean inputs.
     p : float
         Corruption probability in [0, 1].
-    random_state : int, None, numpy Generator (for arrays) or torch.Generator (for tensors)
-        Local randomness; the global random state is never used.
+    random_state : int, None, numpy Generator (NumPy X) or torch.Generator (tensor X)
 
     Returns
     -------
@@ -61,8 +61,7 @@ def gaussian_noise(X, sigma, *, random_state=None):
         Clean inputs.
     sigma : float
         Noise standard deviation, >= 0.
-    random_state : int, None, numpy Generator (for arrays) or torch.Generator (for tensors)
-        Local randomness; the global random state is never used.
+    random_state : int, None, numpy Generator (NumPy X) or torch.Generator (tensor X)
 
     Returns
     -------
@@ -88,8 +87,7 @@ def salt_and_pepper(X, p, *, low=0.0, high=1.0, random_state=None):
         Corruption probability in [0, 1].
     low, high : float
         The "pepper" and "salt" values, e.g. the data's minimum and maximum.
-    random_state : int, None, numpy Generator (for arrays) or torch.Generator (for tensors)
-        Local randomness; the global random state is never used.
+    random_state : int, None, numpy Generator (NumPy X) or torch.Generator (tensor X)
 
     Returns
     -------

@@ -37,6 +37,7 @@ from aecourse._validate import (
 
 LOSSES = ("squared_error", "cross_entropy", "cross_entropy_with_logits")
 OPTIMIZERS = ("adam", "sgd", "lbfgs")
+EPOCH_LOSSES = ("full", "minibatch")
 
 
 def _device(device) -> torch.device:
@@ -51,13 +52,14 @@ def _device(device) -> torch.device:
 def _make_optimizer(name: str, parameters, lr: float) -> torch.optim.Optimizer:
     """Adam, plain SGD, or full-batch L-BFGS with a strong-Wolfe line search.
 
-    Adam and SGD use their ``foreach`` implementation: one call updates every
-    parameter, instead of one small call per parameter tensor.
+    Adam and SGD use their ``fused`` implementation: one compiled kernel updates
+    every parameter, instead of several small tensor operations per parameter (on
+    the course's tiny models this is about a fifth of an epoch).
     """
     if name == "adam":
-        return torch.optim.Adam(parameters, lr=lr, foreach=True)
+        return torch.optim.Adam(parameters, lr=lr, fused=True)
     if name == "sgd":
-        return torch.optim.SGD(parameters, lr=lr, foreach=True)
+        return torch.optim.SGD(parameters, lr=lr, fused=True)
     return torch.optim.LBFGS(parameters, lr=lr, line_search_fn="strong_wolfe")
 
 
@@ -86,7 +88,7 @@ def _check_data(X, name: str, n_features, loss, device, dtype) -> torch.Tensor:
 
 def fit(model, X, *, loss="squared_error", epochs: int = 20, batch_size: int = 64,
         lr: float = 1e-3, optimizer: str = "adam", penalty=None, corrupt=None, X_val=None,
-        random_state=0, device="cpu", progress: bool = True) -> dict:
+        random_state=0, device="cpu", epoch_loss: str = "full", progress: bool = True) -> dict:
     """Train ``model`` to reconstruct ``X``; return the per-epoch history.
 
     Parameters
@@ -119,14 +121,21 @@ def fit(model, X, *, loss="squared_error", epochs: int = 20, batch_size: int = 6
         Seeds the shuffling and the ``corrupt`` generator (local, never global).
     device : str or torch.device
         "cpu" (default) or "cuda".
+    epoch_loss : str
+        What history["loss"] records after each epoch. "full": the reconstruction
+        loss on all of X (clean, no penalty, model in eval mode); it costs one more
+        forward pass over X per epoch. "minibatch": the mean of the epoch's
+        minibatch objectives as they were minimised (with the penalty and the
+        corruption; free, like scikit-learn's ``loss_curve_``). L-BFGS always
+        records "full".
     progress : bool
         Show a tqdm progress bar (also off when the environment has TQDM_DISABLE=1).
 
     Returns
     -------
     history : dict of lists, one entry per epoch
-        "loss": reconstruction loss on all of X (clean, no penalty, model in eval
-        mode); "val_loss" when X_val is given; "seconds": time since the start.
+        "loss": see ``epoch_loss``; "val_loss" when X_val is given (reconstruction
+        loss on all of X_val); "seconds": time since the start.
 
     Chapter: 2 (The link to PCA); used in chapters 3-7.
     """
@@ -140,6 +149,7 @@ def fit(model, X, *, loss="squared_error", epochs: int = 20, batch_size: int = 6
     batch_size = check_positive_int(batch_size, "batch_size")
     lr = check_positive(lr, "lr")
     check_choice(optimizer, "optimizer", OPTIMIZERS)
+    check_choice(epoch_loss, "epoch_loss", EPOCH_LOSSES)
     for hook, name in ((penalty, "penalty"), (corrupt, "corrupt")):
         if hook is not None and not callable(hook):
             raise TypeError(f"{name} must be a callable or None; got {describe(hook)}.")
@@ -193,6 +203,7 @@ def fit(model, X, *, loss="squared_error", epochs: int = 20, batch_size: int = 6
                 opt.step(partial(lbfgs_closure, X_in))
             else:
                 order = torch.randperm(len(X), generator=generator).to(device)
+                batch_losses = []
                 for i in range(0, len(X), batch_size):
                     X_batch = X[order[i:i + batch_size]]
                     X_in = X_batch if corrupt is None else corrupt(X_batch, generator)
@@ -200,9 +211,13 @@ def fit(model, X, *, loss="squared_error", epochs: int = 20, batch_size: int = 6
                     J = objective(X_in, X_batch)
                     J.backward()
                     opt.step()
+                    batch_losses.append(J.detach())
 
             model.eval()
-            history["loss"].append(data_loss(X))
+            if epoch_loss == "minibatch" and optimizer != "lbfgs":
+                history["loss"].append(float(torch.stack(batch_losses).mean()))
+            else:
+                history["loss"].append(data_loss(X))
             if X_val is not None:
                 history["val_loss"].append(data_loss(X_val))
             if not math.isfinite(history["loss"][-1]):

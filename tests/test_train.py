@@ -274,3 +274,23 @@ def test_the_users_corrupt_and_loss_keep_the_librarys_checks_inside_fit(small):
 def test_a_corrupt_that_changes_the_width_is_named(small):
     with pytest.raises(ValueError, match=r"corrupt\(X_batch, generator\) must have 64 features"):
         fit(Autoencoder(64, 8), small, epochs=1, corrupt=lambda X_batch, gen: X_batch[:, :10])
+
+
+def test_epoch_loss_minibatch_records_the_mean_of_the_minimised_minibatch_losses(small):
+    seen = []
+
+    def recording_loss(x_hat, x):
+        value = squared_error(x_hat, x)
+        seen.append(float(value.detach()))
+        return value
+
+    history = fit(Autoencoder(64, 8), small, loss=recording_loss, epochs=2, batch_size=64,
+                  epoch_loss="minibatch")
+    per_epoch = -(-len(small) // 64)  # 4 minibatches; the first call is fit's checked one
+    batches = seen[1:]
+    assert len(batches) == 2 * per_epoch
+    for epoch in range(2):
+        expected = np.mean(batches[epoch * per_epoch:(epoch + 1) * per_epoch])
+        assert history["loss"][epoch] == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(ValueError, match="epoch_loss must be one of"):
+        fit(Autoencoder(64, 8), small, epoch_loss="last")
