@@ -58,6 +58,7 @@ class Settings:
     student_repository: str
     release: str
     jupyterhub_url: str
+    instructor_pages: tuple[str, ...] = ()
 
     @property
     def package(self) -> str:
@@ -92,7 +93,11 @@ def load_settings(path: Path) -> Settings:
     if hub and not hub.startswith("https://"):
         raise PublishError(f"{path}: jupyterhub_url must start with https://, got {hub!r}")
     release = str(data["release"]).format(version=aecourse.__version__)
-    return Settings(repository, release, hub)
+    pages = data.get("instructor_pages") or []
+    if not isinstance(pages, list) or not all(isinstance(p, str) for p in pages):
+        raise PublishError(f"{path}: instructor_pages must be a list of pages such as "
+                           f"book/instructors, got {pages!r}")
+    return Settings(repository, release, hub, tuple(pages))
 
 
 # --------------------------------------------------------------------------- 1. the tree
@@ -211,9 +216,56 @@ def build_tree(root: Path, out: Path, settings: Settings) -> Path:
     with open(out / "CITATION.cff", "a", encoding="utf8") as citation:
         citation.write(f'version: "{aecourse.__version__}"\n'
                        f'repository-code: "{settings.student_repository}"\n')
+    _replace_instructor_pages(out, settings)
     for chapter in chapters(out):
         _template_chapter(chapter, settings)
     return out
+
+
+INSTRUCTOR_STUB = """\
+# For instructors
+
+This is the student edition of the course. The guides for instructors (releasing, collecting
+and grading the assignments; publishing this edition) are part of the course's source
+repository, which also holds the solutions and is shared with instructors only. To teach
+with this course, ask for access through {repository}.
+"""
+
+
+def _replace_instructor_pages(tree: Path, settings: Settings) -> None:
+    """Drop the instructors' pages; one short page keeps their labels (links resolve)."""
+    import yaml
+
+    pages = settings.instructor_pages
+    if not pages:
+        return
+    labels = []
+    for page in pages:
+        path = tree / f"{page}.md"
+        if not path.is_file():
+            raise PublishError(f"instructor_pages: {page}.md is not a page of the book")
+        labels += re.findall(r"^\(([\w-]+)\)=\s*$", path.read_text(encoding="utf8"), flags=re.M)
+        path.unlink()
+    stub = "".join(f"({label})=\n" for label in labels) + INSTRUCTOR_STUB
+    (tree / f"{pages[0]}.md").write_text(
+        stub.format(repository=settings.student_repository),
+        encoding="utf8")
+    toc_path = tree / "_toc.yml"
+    toc = yaml.safe_load(toc_path.read_text(encoding="utf8"))
+
+    def keep(entries):
+        kept = []
+        for entry in entries or []:
+            if entry.get("file") in pages[1:]:
+                continue
+            if "sections" in entry:
+                entry["sections"] = keep(entry["sections"])
+            kept.append(entry)
+        return kept
+
+    for part in toc.get("parts", []):
+        part["chapters"] = keep(part.get("chapters"))
+    toc_path.write_text(yaml.safe_dump(toc, sort_keys=False), encoding="utf8")
 
 
 def chapters(tree: Path) -> list[Path]:
