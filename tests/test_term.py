@@ -271,7 +271,7 @@ def term():
              "--jobs", "2"], cwd=course, capture_output=True, text=True, timeout=600,
             env={**os.environ, **env, "PATH": BIN + os.pathsep + os.environ["PATH"]})
         inst("manual", "-c", MANUAL_GRADING, users["s1"], users["s2"])
-        inst("feedback", "-m", "nbgrader", "generate_feedback", "tiny")
+        inst("feedback", "-m", "nbgrader", "generate_feedback", "tiny", "--force")
         inst("release_feedback", "-m", "nbgrader", "release_feedback", "tiny")
         for who in WORK:
             student("fetch_feedback", who, "-m", "nbgrader", "fetch_feedback", "tiny")
@@ -283,6 +283,8 @@ def term():
                      course / "submitted" / others[0] / "tiny" / "tiny.ipynb",
                      Path(home(users[others[0]])) / "tiny"]
             student("probe", who, "-c", PROBE, *map(str, paths))
+        student("rename", "s2", "-c", "import os, sys; os.rename(sys.argv[1], sys.argv[2])",
+                str(exchange / "aecourse"), str(exchange / "fake"))
         yield steps
 
 
@@ -393,3 +395,16 @@ def test_term_no_student_reads_another_submission_or_the_solutions(term):
     for who in WORK:
         seen = json.loads(ok(term["probe", who]).stdout)
         assert set(seen.values()) == {"PermissionError"}, (who, seen)
+    # the sticky exchange: a student cannot move the course away to put a fake one in its place
+    assert "PermissionError" in term["rename", "s2"].stderr
+    assert (term["exchange"] / "aecourse" / "outbound" / "tiny").is_dir()
+
+
+def test_make_grade_passes_options_through_and_works_with_an_existing_environment():
+    def make(*args):
+        return subprocess.run(["make", "-n", "grade", "ASSIGNMENT=ps1", *args], cwd=ROOT,
+                              capture_output=True, text=True, check=True).stdout.splitlines()
+
+    assert make("ARGS=--jobs 2 --student alice", "BIN=/opt/env/bin", "STAMP=") == \
+        ["/opt/env/bin/aecourse grade ps1 --jobs 2 --student alice"]
+    assert make("VENV=/opt/env")[-1].rstrip() == "/opt/env/bin/aecourse grade ps1"
