@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -17,6 +18,11 @@ from aecourse.grader import late, ownership
 pytestmark = pytest.mark.xdist_group("term")
 
 ROOT = Path(__file__).resolve().parents[1]
+# Until the rebuilt grader calls aecourse.grader.late / ownership and copies submission_secret.txt
+# (issue 17): strict, so the first run after that integration fails until this marker is removed.
+NEEDS_GRADER = pytest.mark.xfail(strict=True, reason="needs the rebuilt grader's gradebook "
+                                 "writer to call late.apply_late_penalties, ownership.hand_back "
+                                 "and copy submission_secret.txt")
 NBGRADER = [sys.executable, "-m", "nbgrader"]
 BIN = os.path.dirname(sys.executable)  # nbgrader runs `alembic` to create a gradebook
 DUE = datetime.datetime(2026, 3, 1, 12, 0)
@@ -163,3 +169,242 @@ def test_grading_as_root_hands_the_outputs_back_to_the_course_owner(tmp_path):
     assert ownership.hand_back(course) == 0
     os.chown(course, 0, 0)
     assert ownership.hand_back(course) == 0
+
+
+# ----------------------------------------------------------------------------- one whole term
+WRITTEN = "Explain in one sentence what `add` computes."
+TERM_CELLS = [
+    (SOLUTION, "add", {"solution": True}),
+    ("assert add(1, 2) == 3", "test_visible", {"points": 1}),
+    ("### BEGIN HIDDEN TESTS\nassert add(-1, 1) == 0\nassert add(2.5, 0.5) == 3.0\n"
+     "### END HIDDEN TESTS", "test_hidden", {"points": 2}),
+]
+WORK = {  # what each student writes: the function, the written answer (None: does nothing)
+    "s1": ("def add(a, b):\n    return a + b", "S1-ANSWER: it returns the sum a + b."),
+    "s2": ("def add(a, b):\n    return abs(a) + b", "S2-ANSWER: it adds numbers."),
+    "s3": None,
+}
+PROBE = """
+import json, os, sys
+result = {}
+for path in sys.argv[1:]:
+    try:
+        result[path] = sorted(os.listdir(path)) if os.path.isdir(path) else len(open(path).read())
+    except OSError as error:
+        result[path] = type(error).__name__
+print(json.dumps(result))
+"""
+
+
+def term_course(course, users):
+    """The instructor's course: the repository's config with the 'zero' late policy, ``tiny``."""
+    course.mkdir()
+    shutil.copy(ROOT / "nbgrader_config.py", course)
+    with open(course / "nbgrader_config.py", "a") as fh:
+        fh.write("\nc.LateSubmissionPlugin.penalty_method = 'zero'\n")
+    cells = [cell(source, grade_id, **options) for source, grade_id, options in TERM_CELLS]
+    answer = nbformat.v4.new_markdown_cell(WRITTEN + "\n\n### BEGIN SOLUTION\nThe sum.\n"
+                                           "### END SOLUTION")
+    answer.metadata["nbgrader"] = {"grade_id": "explain", "solution": True, "grade": True,
+                                   "locked": False, "points": 2, "schema_version": 3}
+    nb = nbformat.v4.new_notebook(cells=[*cells, answer])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    (course / "solutions" / "tiny").mkdir(parents=True)
+    nbformat.write(nb, course / "solutions" / "tiny" / "tiny.ipynb")
+    (course / "students.csv").write_text(
+        "id,first_name,last_name,email,lms_user_id\n"
+        + "".join(f"{users[s]},{s.upper()},Student,{s}@uni.edu,{100 + i}\n"
+                  for i, s in enumerate(WORK)))
+
+
+def do_work(path, work):
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[0].source, nb.cells[-1].source = work
+    nbformat.write(nb, path)
+
+
+@pytest.fixture(scope="module")
+def term():
+    """One term with real Unix users: every step's result, in order (steps never raise)."""
+    from unix_users import as_user, class_accounts, home, unavailable
+    if unavailable():
+        pytest.skip(unavailable())
+    with class_accounts(["inst", "s1", "s2", "s3"]) as users:
+        base = Path(users["base"])
+        exchange = base / "exchange"
+        subprocess.run(["sh", str(ROOT / "deploy" / "jupyterhub" / "setup_exchange.sh"),
+                        str(exchange)], check=True, capture_output=True)
+        env = {"AECOURSE_EXCHANGE_ROOT": str(exchange)}
+        student_env = {**env, "JUPYTER_CONFIG_PATH": str(ROOT / "deploy/jupyterhub/student")}
+        course = Path(home(users["inst"])) / "aecourse"
+        term_course(course, users)
+        subprocess.run(["chown", "-R", f"{users['inst']}:", str(course)], check=True)
+        steps = {"users": users, "course": course, "exchange": exchange}
+
+        def inst(step, *args):
+            steps[step] = as_user(users["inst"], [sys.executable, *args], park=users["park"],
+                                  cwd=course, env=env, check=False)
+
+        def student(step, who, *args):
+            steps[step, who] = as_user(users[who], [sys.executable, *args], check=False,
+                                       park=users["park"], env=student_env)
+
+        inst("generate", "-m", "nbgrader", "generate_assignment", "tiny")
+        inst("roster", "-m", "aecourse.grader.lms", "roster", "import", "students.csv")
+        inst("release", "-m", "nbgrader", "release_assignment", "tiny")
+        for who in WORK:
+            student("fetch", who, "-m", "nbgrader", "fetch_assignment", "tiny")
+        for who in ("s2", "s1"):  # s2 on time; the due date passes; s1 submits late
+            do_work(Path(home(users[who])) / "tiny" / "tiny.ipynb", WORK[who])
+            student("submit", who, "-m", "nbgrader", "submit", "tiny")
+            time.sleep(1.1)
+            if who == "s2":
+                due = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+                time.sleep(1.1)
+        steps["due"] = due
+        inst("duedate", "-m", "nbgrader", "db", "assignment", "add", "tiny",
+             f"--duedate={due.isoformat()} UTC")
+        inst("collect", "-m", "nbgrader", "collect", "tiny")
+        steps["grade"] = subprocess.run(  # as root, as `sudo make grade` does
+            [os.path.join(BIN, "aecourse"), "grade", "tiny", "--course-dir", str(course),
+             "--jobs", "2"], cwd=course, capture_output=True, text=True, timeout=600,
+            env={**os.environ, **env, "PATH": BIN + os.pathsep + os.environ["PATH"]})
+        inst("manual", "-c", MANUAL_GRADING, users["s1"], users["s2"])
+        inst("feedback", "-m", "nbgrader", "generate_feedback", "tiny", "--force")
+        inst("release_feedback", "-m", "nbgrader", "release_feedback", "tiny")
+        for who in WORK:
+            student("fetch_feedback", who, "-m", "nbgrader", "fetch_feedback", "tiny")
+        inst("export", "-m", "aecourse.grader.lms", "export", "--format", "canvas")
+        for who in WORK:
+            others = [w for w in WORK if w != who]
+            paths = [exchange / "aecourse" / "inbound", exchange / "aecourse" / "feedback",
+                     course / "solutions" / "tiny" / "tiny.ipynb",
+                     course / "submitted" / others[0] / "tiny" / "tiny.ipynb",
+                     Path(home(users[others[0]])) / "tiny"]
+            student("probe", who, "-c", PROBE, *map(str, paths))
+        student("rename", "s2", "-c", "import os, sys; os.rename(sys.argv[1], sys.argv[2])",
+                str(exchange / "aecourse"), str(exchange / "fake"))
+        yield steps
+
+
+MANUAL_GRADING = """
+import sys
+from nbgrader.api import Gradebook
+with Gradebook("sqlite:///gradebook.db") as gb:
+    for student, points in zip(sys.argv[1:], (2.0, 0.5)):
+        grade = gb.find_grade("explain", "tiny", "tiny", student)
+        grade.manual_score = points
+        grade.needs_manual_grade = False
+    gb.db.commit()
+"""
+
+
+def ok(result):
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    return result
+
+
+@pytest.mark.slow
+def test_term_release_fetch_submit_collect_as_each_user(term):
+    users, course = term["users"], term["course"]
+    for step in ("generate", "roster", "release", "duedate", "collect"):
+        ok(term[step])
+    for who in WORK:
+        ok(term["fetch", who])
+    for who in ("s1", "s2"):
+        ok(term["submit", who])
+        stamp = (course / "submitted" / users[who] / "tiny" / "timestamp.txt").read_text()
+        assert (course / "submitted" / users[who] / "tiny" / "tiny.ipynb").is_file()
+        assert stamp
+    assert not (course / "submitted" / users["s3"]).exists()
+
+
+def scores(term):
+    users = term["users"]
+    with Gradebook(f"sqlite:///{term['course'] / 'gradebook.db'}") as gb:
+        table = {}
+        for who in ("s1", "s2"):
+            sub = gb.find_submission("tiny", users[who])
+            table[who] = {g.name: g.score for g in sub.notebooks[0].grades} | {
+                "penalty": sub.notebooks[0].late_submission_penalty,
+                "late": sub.total_seconds_late > 0}
+        table["students"] = sorted(s.id for s in gb.students)
+    return table
+
+
+@pytest.mark.slow
+@NEEDS_GRADER
+def test_term_grades_every_part_and_the_late_penalty(term):
+    ok(term["grade"])
+    ok(term["manual"])
+    table = scores(term)
+    assert table["students"] == sorted(term["users"][w] for w in WORK)  # the roster
+    assert table["s2"] == {"test_visible": 1.0, "test_hidden": 0.0, "explain": 0.5,
+                           "penalty": None, "late": False}
+    assert {k: table["s1"][k] for k in ("test_visible", "test_hidden", "explain", "late")} == \
+        {"test_visible": 1.0, "test_hidden": 2.0, "explain": 2.0, "late": True}
+    # nbgrader's 'zero' policy, applied when autograding: the score at that moment (3 points)
+    assert table["s1"]["penalty"] == 3.0
+
+
+@pytest.mark.slow
+@NEEDS_GRADER
+def test_term_grading_as_root_leaves_the_course_to_its_owner(term):
+    ok(term["grade"])
+    owner = os.stat(term["course"]).st_uid
+    wrong = [str(p) for p in term["course"].rglob("*") if os.lstat(p).st_uid != owner]
+    assert wrong == []
+
+
+@pytest.mark.slow
+@NEEDS_GRADER
+def test_term_feedback_reaches_each_student_and_only_their_own(term):
+    from unix_users import home
+    ok(term["feedback"])
+    ok(term["release_feedback"])
+    users = term["users"]
+    for who in WORK:
+        ok(term["fetch_feedback", who])
+        pages = list((Path(home(users[who])) / "tiny" / "feedback").rglob("*.html"))
+        if WORK[who] is None:
+            assert pages == []
+            continue
+        assert len(pages) == 1, pages
+        text = pages[0].read_text()
+        assert WORK[who][1].split(":")[0] in text
+        assert all(WORK[o][1].split(":")[0] not in text for o in WORK if o != who and WORK[o])
+
+
+@pytest.mark.slow
+@NEEDS_GRADER
+def test_term_export_has_every_student_with_the_late_penalty_and_the_missing_zero(term):
+    ok(term["export"])
+    rows = (term["course"] / "grades_canvas.csv").read_text().splitlines()
+    users = term["users"]
+    assert rows[:2] == ["Student,ID,SIS User ID,SIS Login ID,Section,tiny",
+                        "Points Possible,,,,,5"]
+    assert rows[2:] == [f'"Student, S1",100,,{users["s1"]},,2',
+                        f'"Student, S2",101,,{users["s2"]},,1.5',
+                        f'"Student, S3",102,,{users["s3"]},,0']
+
+
+@pytest.mark.slow
+def test_term_no_student_reads_another_submission_or_the_solutions(term):
+    import json
+    for who in WORK:
+        seen = json.loads(ok(term["probe", who]).stdout)
+        assert set(seen.values()) == {"PermissionError"}, (who, seen)
+    # the sticky exchange: a student cannot move the course away to put a fake one in its place
+    assert "PermissionError" in term["rename", "s2"].stderr
+    assert (term["exchange"] / "aecourse" / "outbound" / "tiny").is_dir()
+
+
+def test_make_grade_passes_options_through_and_works_with_an_existing_environment():
+    def make(*args):
+        return subprocess.run(["make", "-n", "grade", "ASSIGNMENT=ps1", *args], cwd=ROOT,
+                              capture_output=True, text=True, check=True).stdout.splitlines()
+
+    assert make("ARGS=--jobs 2 --student alice", "BIN=/opt/env/bin", "STAMP=") == \
+        ["/opt/env/bin/aecourse grade ps1 --jobs 2 --student alice"]
+    assert make("VENV=/opt/env")[-1].rstrip() == "/opt/env/bin/aecourse grade ps1"
