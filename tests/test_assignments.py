@@ -2,9 +2,14 @@
 
 * sync: regenerating the release from solutions/ gives the committed exercises/;
 * leak: the release contains no solution, no hidden test and no rubric;
-* end-to-end: nbgrader autograde/generate_feedback/export give the solution every
-  autograded point, the blank release none, and each plausible bug of
-  tests/assignments/bugs_<ps>.py exactly the points of the test cells it does not break.
+* end-to-end: ``aecourse grade`` then nbgrader's generate_feedback/export give the solution
+  every autograded point with no note at all (this is the test that every solution notebook
+  runs top to bottom), the blank release none, and each plausible bug of
+  tests/assignments/bugs_<ps>.py exactly the points of the test cells it does not break; no
+  honest-but-buggy student is flagged for tampering.
+
+One ``aecourse grade`` batch per assignment; each assignment is its own xdist group, so that
+with ``--dist loadgroup`` the five spread over the test workers.
 """
 
 import re
@@ -85,7 +90,8 @@ def test_release_leaks_no_solution_hidden_test_or_rubric(ps):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("ps", ASSIGNMENTS)
+@pytest.mark.parametrize("ps", [pytest.param(ps, marks=pytest.mark.xdist_group(f"grade_{ps}"))
+                                for ps in ASSIGNMENTS])
 def test_autograding_gives_solution_blank_and_each_bug_their_points(ps, tmp_path):
     start = time.perf_counter()
     source, release = _source(ps), _release(ps)
@@ -117,6 +123,14 @@ def test_autograding_gives_solution_blank_and_each_bug_their_points(ps, tmp_path
                             f"and max_score {total + manual:g}")
         if not results[student]["feedback"]:
             problems.append(f"{student}: no feedback HTML was generated")
+        if results[student]["flagged"]:
+            problems.append(f"{student}: flagged for tampering (an honest-but-buggy student)")
+        if not results[student]["report"]:
+            problems.append(f"{student}: not in aecourse grade's CSV report")
+    for row in results["solution"]["report"]:
+        if row["notes"].strip() or row["reason"].strip():
+            problems.append(f"solution: the reference solution has a note or a reason in the "
+                            f"report: {row['cell']}: {row['reason']!r} {row['notes']!r}")
     seconds = time.perf_counter() - start
     print(f"{ps}: {len(students)} students graded end to end in {seconds:.1f} s")
-    assert not problems, f"{ps}:\n" + "\n".join(problems)
+    assert not problems, f"{ps}:\n" + "\n".join(problems) + f"\n{results[None][-3000:]}"

@@ -9,36 +9,36 @@ batch and must keep every point.
 from __future__ import annotations
 
 import collections
+import csv
 import hashlib
+import html.parser
 import importlib.util
-import io
-import json
 import os
 import socket
-import struct
 import subprocess
 import sys
 import threading
+import time
+import unicodedata
 from pathlib import Path
 
 import nbformat
-import numpy as np
 import pytest
-import torch
-
-from aecourse import autograde, sandbox
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 AECOURSE = Path(sys.executable).with_name("aecourse")
 NBGRADER = Path(sys.executable).with_name("nbgrader")
-OPTIONS = ["--timeout", "8", "--memory", "512", "--jobs", "2"]
+OPTIONS = ["--timeout", "5", "--memory", "1024", "--jobs", "2"]
+BATCH_SECONDS = 90        # the whole hostile batch, --jobs 2 on two shared cores
 
 _spec = importlib.util.spec_from_file_location("hostile_corpus", HERE / "hostile" / "corpus.py")
 corpus = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(corpus)
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
+# One worker grades the batch once (with ``--dist loadgroup``); the tests only read its results.
+pytestmark = [pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only"),
+              pytest.mark.xdist_group("hostile")]
 
 
 def grade(course: Path, assignment: str = "hw", *extra: str) -> str:
@@ -61,6 +61,12 @@ def gradebook_scores(db_url: str, assignment: str = "hw", course_id: str = "host
                     scores.setdefault(student, {})[grade_row.name] = grade_row.auto_score
                     rows[student, grade_row.name] += 1
     return scores, rows
+
+
+def read_report(path: Path) -> list[dict]:
+    """The rows of ``aecourse grade``'s CSV report (one per student and graded cell)."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
 
 
 def auto_points(cells: dict) -> float:
@@ -103,11 +109,14 @@ def batch(tmp_path_factory):
     corpus.submit(course, corpus.CASES, port=listener.port)
     before = {"submitted": digest(course / "submitted"), "solutions": digest(course / "solutions"),
               "library": digest(REPO / "aecourse")}
+    start = time.monotonic()
     stdout = grade(course)
+    seconds = time.monotonic() - start
     db_url = f"sqlite:///{course / 'gradebook.db'}"
     scores, rows = gradebook_scores(db_url)
     yield dict(course=course, root=root, stdout=stdout, listener=listener, before=before,
-               db_url=db_url, scores=scores, rows=rows)
+               db_url=db_url, scores=scores, rows=rows, seconds=seconds,
+               report=read_report(course / "autograded" / "aecourse_report_hw.csv"))
     listener.server.close()
 
 
@@ -117,6 +126,67 @@ def batch(tmp_path_factory):
 def test_each_submission_earns_exactly_its_points(batch, case):
     assert case in batch["scores"], f"{case} has no grades; run output:\n{batch['stdout']}"
     assert auto_points(batch["scores"][case]) == corpus.CASES[case]["points"]
+
+
+@pytest.mark.slow
+def test_no_submission_holds_the_batch_up(batch):
+    # Each limit (a cell, a callback, a slow object, a fork bomb ...) ends within about the
+    # --timeout of 5 s; unbounded, one case alone would take minutes.
+    assert batch["seconds"] < BATCH_SECONDS, f"the hostile batch took {batch['seconds']:.0f} s"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(c for c in corpus.CASES if corpus.CASES[c].get("note")))
+def test_each_oddity_is_a_note_naming_the_student(batch, case):
+    rows = [row for row in batch["report"] if row["student"] == case]
+    assert rows, f"{case} is not in the report"
+    assert all(row["notes"].strip() for row in rows), f"{case}: no note in {rows[0]}"
+    assert case in batch["stdout"]
+
+
+@pytest.mark.slow
+def test_report_cells_cannot_inject_formulas_or_terminal_escapes(batch):
+    text = (batch["course"] / "autograded" / "aecourse_report_hw.csv").read_text("utf-8")
+    assert "\x1b" not in text and "\x07" not in text and "\x00" not in text
+    assert not [c for c in text if unicodedata.category(c) == "Cc" and c not in "\r\n\t"]
+    students = {row["student"] for row in batch["report"]}
+    assert "csv_injection" in students
+    for row in batch["report"]:
+        for column, value in row.items():
+            assert not value.startswith(("=", "+", "-", "@", "\t", "\r")), (column, value)
+    assert "\x1b" not in batch["stdout"] and "\x07" not in batch["stdout"]
+
+
+class _LiveHTML(html.parser.HTMLParser):
+    """Scripts and event-handler attributes of an HTML page, as a browser would see them."""
+
+    def __init__(self):
+        super().__init__()
+        self.handlers, self.scripts, self._in_script = [], [], False
+
+    def handle_starttag(self, tag, attrs):
+        self.handlers += [f"<{tag} {k}={v}>" for k, v in attrs if k.startswith("on")]
+        self._in_script = tag == "script"
+
+    def handle_endtag(self, tag):
+        self._in_script = False
+
+    def handle_data(self, data):
+        if self._in_script:
+            self.scripts.append(data)
+
+
+@pytest.mark.slow
+def test_student_html_is_not_live_in_the_feedback(batch):
+    course, env = batch["course"], {"PATH": f"{NBGRADER.parent}:/usr/bin:/bin"}
+    subprocess.run([str(NBGRADER), "generate_feedback", "hw", "--student", "xss_written"],
+                   cwd=course, env=env, check=True, capture_output=True)
+    page = (course / "feedback" / "xss_written" / "hw" / "hw.html").read_text()
+    live = _LiveHTML()
+    live.feed(page)
+    assert [h for h in live.handlers if "xss-" in h] == []
+    assert [s for s in live.scripts if "xss-" in s] == []
+    assert "xss-img" in page and "xss-script" in page          # shown, as text
 
 
 @pytest.mark.slow
@@ -194,10 +264,10 @@ def test_feedback_names_the_reason_for_each_fault(batch):
         nb = nbformat.read(batch["course"] / "autograded" / student / "hw" / "hw.ipynb", 4)
         return " ".join(o.get("evalue", "") for c in nb.cells if c.cell_type == "code"
                         for o in c.outputs)
-    assert "stopped after 8 s of wall-clock time" in errors("infinite_loop")
+    assert "stopped after 5 s of wall-clock time" in errors("infinite_loop")
     assert "exit status 3" in errors("kernel_exit")
     assert "SIGKILL" in errors("kernel_kill")
-    assert "MemoryError" in errors("memory_bomb")
+    assert "memory" in errors("memory_bomb").lower()
     assert "DelegationError" in errors("delegates")
     assert not errors("honest")
 
@@ -208,7 +278,7 @@ def test_nbgrader_feedback_and_export_work_on_the_result(batch):
     subprocess.run([str(NBGRADER), "generate_feedback", "hw", "--student", "infinite_loop"],
                    cwd=course, env=env, check=True, capture_output=True)
     html = (course / "feedback" / "infinite_loop" / "hw" / "hw.html").read_text()
-    assert "stopped after 8 s" in html
+    assert "stopped after 5 s" in html
     subprocess.run([str(NBGRADER), "export"], cwd=course, env=env, check=True,
                    capture_output=True)
     lines = (course / "grades.csv").read_text().splitlines()
@@ -222,7 +292,10 @@ def test_tampering_is_flagged_and_structural_changes_are_reported(batch):
     with Gradebook(batch["db_url"], course_id="hostile") as gb:
         flagged = {s.student.id for s in gb.assignment_submissions("hw")
                    if any(nb.flagged for nb in s.notebooks)}
-    assert flagged == {"redefines_helpers"}       # passes in its own kernel, fails isolated
+    tamper = {case for case, c in corpus.CASES.items() if c.get("tamper")}
+    innocent = {case for case, c in corpus.CASES.items() if c.get("tamper") is False}
+    assert tamper <= flagged, f"not flagged: {sorted(tamper - flagged)}"
+    assert not innocent & flagged, f"flagged without tampering: {sorted(innocent & flagged)}"
     out = batch["stdout"]
     assert "deleted_test_cell: hw: test cell 'test_rel_error' was deleted" in out
     assert "deleted_answer_cell: hw: answer cell 'rel_error' was deleted" in out
@@ -231,108 +304,10 @@ def test_tampering_is_flagged_and_structural_changes_are_reported(batch):
     assert "test_edited_to_pass: hw: test cell 'test_rel_error' was edited" in out
 
 
-# ---------------------------------------------------------------- the wire format (fast)
-def round_trip(value):
-    payloads: list = []
-    tree = sandbox.encode(value, payloads, lambda v: {"t": "handle", "id": 7, "callable": False,
-                                                      "type": type(v).__name__})
-    header = json.loads(json.dumps(tree))
-    buffers = []
-    for array in payloads:
-        buffer = io.BytesIO()
-        np.save(buffer, array, allow_pickle=False)
-        buffers.append(np.load(io.BytesIO(buffer.getvalue()), allow_pickle=False))
-    return sandbox.decode(header, buffers, lambda number, is_callable, type_name:
-                          ("handle", number, type_name))
-
-
-def test_plain_data_travels_by_value_with_exact_types():
-    value = {"a": [1, 2.5, None, True, "s"], 3: (np.arange(6).reshape(2, 3), np.float32(1.5)),
-             "z": complex(1, -2), "nan": float("nan")}
-    back = round_trip(value)
-    assert back["a"] == [1, 2.5, None, True, "s"] and type(back["a"][3]) is bool
-    assert isinstance(back[3], tuple) and back[3][0].tolist() == [[0, 1, 2], [3, 4, 5]]
-    assert type(back[3][1]) is np.float32 and back[3][1] == np.float32(1.5)
-    assert back["z"] == complex(1, -2) and np.isnan(back["nan"])
-    tensor = round_trip(torch.nn.Parameter(torch.ones(2, 3)))
-    assert type(tensor) is torch.Tensor and tensor.tolist() == [[1.0] * 3] * 2
-
-
-def test_subclasses_arrive_as_their_base_type():
-    class Liar(float):
-        def __eq__(self, other):
-            return True
-
-    back = round_trip([Liar(0.5)])
-    assert type(back[0]) is float and back[0] != 0.25
-
-
-def test_other_objects_stay_behind_as_handles():
-    assert round_trip((object(), 1)) == (("handle", 7, "object"), 1)
-
-
-def test_an_answer_holding_a_pickled_array_is_refused(tmp_path):
-    marker = tmp_path / "unpickled"
-
-    class Bomb:
-        def __reduce__(self):
-            return (open, (str(marker), "w"))
-
-    buffer = io.BytesIO()
-    np.save(buffer, np.array([Bomb()], dtype=object), allow_pickle=True)
-    head = json.dumps({"ok": True, "value": {"t": "nd", "i": 0}, "n_payloads": 1}).encode()
-    frame = struct.pack("<I", len(head)) + head + struct.pack("<Q", buffer.tell()) + \
-        buffer.getvalue()
-    read_fd, write_fd = os.pipe()
-    os.write(write_fd, frame)
-    os.close(write_fd)
-    with pytest.raises(sandbox.ProtocolError, match="malformed array"):
-        sandbox.recv_data(read_fd)
-    os.close(read_fd)
-    assert not marker.exists()
-
-
-def test_an_oversized_answer_header_is_refused():
-    read_fd, write_fd = os.pipe()
-    os.write(write_fd, struct.pack("<I", sandbox.MAX_HEADER + 1))
-    os.close(write_fd)
-    with pytest.raises(sandbox.ProtocolError, match="header"):
-        sandbox.recv_data(read_fd)
-    os.close(read_fd)
-
-
-def test_reference_answers_bind_the_names_tests_may_use():
-    assert autograde._defined_names("import numpy as np\ndef f(x):\n    y = 1\nclass C: pass\n"
-                                    "a, (b, c) = 1, (2, 3)\n") == {"f", "C", "a", "b", "c"}
-
-
+# ---------------------------------------------------------------- the command line
 def test_the_command_explains_itself():
     done = subprocess.run([str(AECOURSE), "grade", "--help"], capture_output=True, text=True)
     assert done.returncode == 0
     for option in ("--student", "--jobs", "--timeout", "--memory", "--cpu", "--db-url",
                    "--course-dir"):
         assert option in done.stdout
-
-
-# ---------------------------------------------------------------- the real course material
-@pytest.mark.slow
-@pytest.mark.skipif(not (REPO / "solutions" / "ps1" / "ps1.ipynb").is_file(),
-                    reason="solutions/ps1 not written yet")
-def test_ps1_solution_earns_every_point_and_a_blank_copy_none(tmp_path):
-    source = REPO / "solutions" / "ps1" / "ps1.ipynb"
-    course = corpus.make_course(tmp_path / "course", source=source, timeout=120)
-    release = nbformat.read(course / "exercises" / "ps1" / "ps1.ipynb", as_version=4)
-    for student, notebook in [("solution", corpus.fill(release, corpus.honest_answers(source))),
-                              ("blank", release)]:
-        folder = course / "submitted" / student / "ps1"
-        folder.mkdir(parents=True)
-        nbformat.write(notebook, folder / "ps1.ipynb")
-    done = subprocess.run([str(AECOURSE), "grade", "ps1", "--jobs", "2", "--timeout", "300"],
-                          cwd=course, capture_output=True, text=True,
-                          env={**os.environ, "TQDM_DISABLE": "1"})
-    assert done.returncode == 0, done.stderr[-3000:]
-    scores, _ = gradebook_scores(f"sqlite:///{course / 'gradebook.db'}", "ps1")
-    full = sum(float(corpus.meta(c)["points"]) for c in nbformat.read(source, 4).cells
-               if corpus.meta(c).get("grade") and c.cell_type == "code")
-    assert auto_points(scores["solution"]) == full, done.stdout
-    assert auto_points(scores["blank"]) == 0

@@ -27,7 +27,9 @@ helpers = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(helpers)
 corpus = helpers.corpus
 
-STUDENTS = ["honest", "blank", "kernel_exit", "invalid_json", "redefines_helpers"]
+STUDENTS = ["honest", "blank", "kernel_exit", "invalid_json", "redefines_helpers",
+            "surrogate_written", "metadata_string"]       # text and metadata PostgreSQL must take
+pytestmark = pytest.mark.xdist_group("grader_postgres")     # one server for the module
 
 
 def _pg_bin() -> Path | None:

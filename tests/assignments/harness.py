@@ -3,7 +3,7 @@
 Every directory ``solutions/<ps>/`` holding ``<ps>.ipynb`` is an assignment; nothing
 here names a particular one. ``tests/test_assignments.py`` uses these helpers to check
 that ``exercises/`` is in sync with ``solutions/``, that the release leaks nothing,
-and that ``nbgrader autograde`` gives each simulated student the points it should.
+and that ``aecourse grade`` gives each simulated student the points it should.
 
 Bug files
 ---------
@@ -43,7 +43,8 @@ import nbformat
 REPO = Path(__file__).resolve().parents[2]
 SOLUTIONS, EXERCISES = REPO / "solutions", REPO / "exercises"
 NBGRADER = Path(sys.executable).with_name("nbgrader")
-TIMEOUT = 90          # seconds per executed notebook (--Execute.timeout)
+AECOURSE = Path(sys.executable).with_name("aecourse")
+TIMEOUT = 90          # wall-clock seconds per cell (aecourse grade --timeout)
 
 _MARKER = re.compile(r"^\s*#*\s*(BEGIN|END) (SOLUTION|HIDDEN TESTS)\s*$")
 _SOLUTION = re.compile(r"#+ BEGIN SOLUTION[^\n]*\n(.*?)[ \t]*#+ END SOLUTION", re.S)
@@ -197,12 +198,27 @@ def generate(course: Path, ps: str) -> nbformat.NotebookNode:
     return nb
 
 
+def aecourse_grade(course: Path, ps: str, *, jobs: int = 2) -> subprocess.CompletedProcess:
+    """``aecourse grade <ps>`` in ``course``; fail with its output if it fails."""
+    command = [str(AECOURSE), "grade", ps, "--jobs", str(jobs), "--timeout", str(TIMEOUT)]
+    env = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    done = subprocess.run(command, cwd=course, capture_output=True, text=True, timeout=1800,
+                          env=env)
+    if done.returncode != 0:
+        raise AssertionError(f"`aecourse grade {ps}` failed in {course} (exit {done.returncode}):"
+                             f"\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}")
+    return done
+
+
 def grade(course: Path, ps: str, students: dict) -> dict:
-    """Submit, autograde, generate feedback and export; return the scores.
+    """Submit, grade with ``aecourse grade``, generate feedback and export; return the scores.
 
     ``students`` maps a student id to its submitted notebook. The result has, per
     student, ``"cells"`` (grade_id -> score from the gradebook), ``"csv"`` (the row
-    of ``nbgrader export``) and ``"seconds"`` for the whole run.
+    of ``nbgrader export``), ``"report"`` (the rows of ``aecourse grade``'s CSV report),
+    ``"flagged"`` (the gradebook's tampering flag), ``"feedback"`` (a feedback page exists)
+    and ``"seconds"`` for the whole run; ``results[None]`` is the command's output.
     """
     from nbgrader.api import Gradebook
 
@@ -212,20 +228,23 @@ def grade(course: Path, ps: str, students: dict) -> dict:
         folder.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, str(folder / f"{ps}.ipynb"))
     root = f"--CourseDirectory.root={course}"
-    nbgrader("autograde", ps, "--create", "--force", root, f"--Execute.timeout={TIMEOUT}",
-             f"--ExecutePreprocessor.timeout={TIMEOUT}", cwd=course)
+    output = aecourse_grade(course, ps).stdout
     nbgrader("generate_feedback", ps, "--force", root, cwd=course)
     nbgrader("export", root, f"--assignment={ps}", f"--to={course / 'grades.csv'}", cwd=course)
     with open(course / "grades.csv", newline="") as handle:
         rows = {row["student_id"]: row for row in csv.DictReader(handle)}
-    results = {}
+    with open(course / "autograded" / f"aecourse_report_{ps}.csv", newline="",
+              encoding="utf-8") as handle:
+        report = list(csv.DictReader(handle))
+    results = {None: output}
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
         for student in students:
             notebook = gradebook.find_submission_notebook(ps, ps, student)
             results[student] = {"cells": {g.name: g.score for g in notebook.grades},
-                                "csv": rows.get(student)}
+                                "csv": rows.get(student), "flagged": notebook.flagged,
+                                "report": [r for r in report if r["student"] == student]}
             feedback = course / "feedback" / student / ps / f"{ps}.html"
             results[student]["feedback"] = feedback.exists()
-    for result in results.values():
-        result["seconds"] = time.perf_counter() - start
+    for student in students:
+        results[student]["seconds"] = time.perf_counter() - start
     return results

@@ -6,9 +6,13 @@ passes functions defined in the test cell), plus a written answer (2 points, gra
 An honest student earns 6 automatic points.
 
 Each case below is one student: ``build(release, answers, course)`` returns the submitted file's
-bytes (``None``: no notebook submitted), and ``points`` is what ``aecourse grade`` must award.
+text (``None``: no notebook submitted), and ``points`` is what ``aecourse grade`` must award.
+Optional keys: ``folder(folder, course)`` adds files to the submission folder (links ...),
+``timestamp`` replaces the text of ``timestamp.txt``, ``note=True``: the grader must report an
+oddity of this submission (CSV ``notes`` column), ``tamper``: whether the submission must
+(True) or must not (False) be flagged for tampering (absent: either).
 The expected points are reasoned from the case (which functions are wrong, which cells die), never
-copied from a run.
+copied from a run: every function of ``hw`` that a case does not touch is the reference answer.
 """
 
 from __future__ import annotations
@@ -195,6 +199,141 @@ CASES = {
 }
 
 
+# ---------------------------------------------------------------- issue 14: one per finding
+def _extra_cell(metadata: dict, source: str):
+    """A submission: honest answers plus a cell the student added, with this metadata."""
+    def edit(cells):
+        cells.insert(2, nbformat.v4.new_code_cell(source, metadata=metadata))
+    return _edit(edit)
+
+
+def _raw(build, old: str, new: str):
+    """A submission whose JSON text has ``old`` replaced by ``new`` (e.g. a ``\\ud800`` escape)."""
+    def raw(release, answers, course):
+        text = build(release, answers, course)
+        assert old in text
+        return text.replace(old, new)
+    return raw
+
+
+def _links(**links):
+    """Symbolic links in the submission folder: name -> target (``{COURSE}``: the course)."""
+    def folder(path, course):
+        for name, target in links.items():
+            (path / name).symlink_to(target.replace("{COURSE}", str(course)))
+    return folder
+
+
+HONEST_MEAN = "def mean_rows(X):\n    return X.sum(axis=0) / X.shape[0]\n"
+LINKS = {"solution.ipynb": "{COURSE}/solutions/hw/hw.ipynb", "gradebook.db": "{COURSE}/gradebook.db",
+         "classmate.ipynb": "{COURSE}/submitted/honest/hw/hw.ipynb", "shadow": "/etc/shadow"}
+# mean_rows is right only if no link gave the student a single byte, relative or absolute.
+READS_LINKS = (
+    "import os\nLINKS = " + repr(sorted(LINKS)) + "\n"
+    "def leaked():\n    found = []\n"
+    "    for name in LINKS:\n"
+    "        for path in (name, '{COURSE}/submitted/reads_links/hw/' + name):\n"
+    "            try:\n                with open(path, 'rb') as handle:\n"
+    "                    if handle.read(1):\n                        found.append(path)\n"
+    "            except OSError:\n                pass\n"
+    "    return found\n"
+    "AT_IMPORT = leaked()\n"
+    "def mean_rows(X):\n    if AT_IMPORT or leaked():\n        return X.sum(axis=0)\n"
+    "    return X.sum(axis=0) / X.shape[0]\n")
+# Every request the grader makes about this object takes 3 s (under --timeout 5), forever.
+SLOW_OBJECT = (
+    "import time\nclass Slow:\n"
+    "    def __getattr__(self, name):\n        time.sleep(3)\n        return self\n"
+    "    def __call__(self, *args, **kwargs):\n        time.sleep(3)\n        return self\n"
+    "    def __len__(self):\n        time.sleep(3)\n        return 1_000_000\n"
+    "    def __getitem__(self, index):\n        time.sleep(3)\n        return self\n"
+    "    def __iter__(self):\n        return self\n"
+    "    def __next__(self):\n        time.sleep(3)\n        return self\n"
+    "    def __float__(self):\n        time.sleep(3)\n        return 0.5\n"
+    "def rel_error(a, b):\n    return Slow()\n")
+DELEGATE = ("from aecourse.gradcheck import rel_error as library_rel_error\n"
+            "def rel_error(a, b):\n    return library_rel_error(a, b)\n")
+
+CASES.update({
+    # --- one submission must never crash the batch (each: honest answers, then the oddity)
+    "metadata_string": dict(points=6, note=True, tamper=False, build=_extra_cell(
+        {"nbgrader": "not a dict"}, "note = 'an extra cell'\n")),
+    "grade_id_list": dict(points=6, note=True, tamper=False, build=_extra_cell(
+        {"nbgrader": {"grade_id": ["mean_rows"], "solution": True, "grade": False,
+                      "locked": False, "schema_version": 3}}, "extra = 1\n")),
+    "undescribable_global": dict(points=6, build=_with(mean_rows=HONEST_MEAN + (
+        "class Key(list):\n    def __hash__(self):\n        return 1\n"
+        "table = {Key([1, 2]): 'hashable here, a list when decoded'}\n"))),
+    "surrogate_written": dict(points=6, tamper=False, build=_raw(_with(
+        written_mean="The mean minimises the squared error. SURROGATE"),
+        "SURROGATE", "\\ud800")),
+    "surrogate_exception": dict(points=5, build=_with(apply_rows=(
+        "print('a lone surrogate: \\udcff')\n"
+        "def apply_rows(fn, X):\n    raise ValueError('row \\ud800 is bad')\n"))),
+    "bad_timestamp": dict(points=6, note=True, tamper=False, timestamp="the day before the deadline",
+                          build=_with()),
+    "dangling_link": dict(points=6, note=True, tamper=False, build=_with(),
+                          folder=_links(dangling="/nonexistent/aecourse-dangling-target")),
+    # --- verdict cheats
+    "reads_expected": dict(points=3, build=_with(rel_error=(      # quick check passes with 1.0;
+        "expected = 1.0\ndef rel_error(a, b):\n    return expected\n"))),  # hidden ones must not
+    "patches_disabled": dict(points=3, build=_with(rel_error=(
+        "import contextlib\nfrom aecourse import grading\n"
+        "grading.disabled = lambda *names, **kwargs: contextlib.nullcontext()\n" + DELEGATE))),
+    "patches_grading_module": dict(points=3, tamper=True, build=_with(rel_error=(
+        "import contextlib, sys, types\nimport aecourse\nfrom aecourse import grading\n"
+        "fake = types.ModuleType('aecourse.grading')\nfake.__dict__.update(vars(grading))\n"
+        "fake.disabled = lambda *names, **kwargs: contextlib.nullcontext()\n"
+        "sys.modules['aecourse.grading'] = fake\naecourse.grading = fake\n" + DELEGATE))),
+    "fake_grading_name": dict(points=0, build=_with(
+        mean_rows=WRONG_MEAN + "import contextlib\nclass grading:\n"
+        "    assert_close = staticmethod(lambda *args, **kwargs: None)\n"
+        "    assert_true = staticmethod(lambda *args, **kwargs: None)\n"
+        "    disabled = staticmethod(lambda *args, **kwargs: contextlib.nullcontext())\n",
+        rel_error=WRONG_REL, apply_rows=WRONG_APPLY)),
+    # --- links in the submission folder are never read through
+    "reads_links": dict(points=6, note=True, build=_with(mean_rows=READS_LINKS),
+                        folder=_links(**LINKS)),
+    # --- limits that hold (each: only its own cells fail)
+    "slow_object": dict(points=3, build=_with(rel_error=SLOW_OBJECT)),
+    "huge_callback_input": dict(points=5, build=_with(apply_rows=(   # 320 MB to a grader function
+        "def apply_rows(fn, X):\n    fn(np.ones(40_000_000))\n"
+        "    return np.array([fn(row) for row in X])\n"))),
+    "huge_answer": dict(points=4, build=_with(mean_rows=(
+        "def mean_rows(X):\n    return np.ones(60_000_000)\n"))),           # 480 MB of answer
+    "mmap_bomb": dict(points=4, build=_with(mean_rows=(
+        "import mmap\ndef mean_rows(X):\n    block = mmap.mmap(-1, 2_500_000_000)\n"
+        "    for offset in range(0, len(block), 4096):\n        block[offset] = 1\n"
+        "    return X.sum(axis=0) / X.shape[0]\n"))),
+    "disk_filler": dict(points=4, build=_with(mean_rows=(            # 1 GB in 40 MB files
+        "def mean_rows(X):\n    chunk = b'\\0' * 40_000_000\n    for i in range(25):\n"
+        "        with open(f'filler_{i}.bin', 'wb') as handle:\n"
+        "            handle.write(chunk)\n"
+        "    return X.sum(axis=0) / X.shape[0]\n"))),
+    "fork_bomb": dict(points=5, build=_with(apply_rows=(             # children exec `sleep`
+        "import os\ndef apply_rows(fn, X):\n    for _ in range(2000):\n"
+        "        if os.fork() == 0:\n            try:\n"
+        "                os.execv('/bin/sleep', ['sleep', '987654'])\n"
+        "            finally:\n                os._exit(0)\n"
+        "    return np.array([fn(row) for row in X])\n"))),
+    # --- output that would attack the reader of the report or of the feedback
+    "csv_injection": dict(points=4, build=_with(mean_rows=(
+        "print('\\x1b]0;terminal title\\x07\\x1b[31mred')\n"
+        "Formula = type('=HYPERLINK(\"http://evil.example/\")', (Exception,), {})\n"
+        "def mean_rows(X):\n    raise Formula('=1+2 \\x1b[2J\\x07\\x00 cleared')\n"))),
+    "xss_written": dict(points=6, build=_with(
+        written_mean='<img src=x onerror=alert("xss-img")>\n\n'
+                     '<script>alert("xss-script")</script>\n\nThe mean minimises the error.',
+        mean_rows=HONEST_MEAN + "try:\n    from IPython.display import HTML, display\n"
+        "    display(HTML('<img src=y onerror=alert(\"xss-output\")>'))\n"
+        "except Exception:\n    pass\n")),
+})
+for _name in ("honest", "honest_too", "blank", "reordered_cells", "deleted_test_cell"):
+    CASES[_name]["tamper"] = False
+for _name in ("redefines_helpers", "hooks_later_cells"):
+    CASES[_name]["tamper"] = True
+
+
 def _test_pass(release, answers):
     nb = fill(release, {**answers, "rel_error": WRONG_REL})
     nb.cells[_find(nb.cells, "test_rel_error")].source = "pass"
@@ -208,7 +347,10 @@ def submit(course: Path, cases: dict, *, port: int = 9) -> None:
     for name, case in cases.items():
         folder = course / "submitted" / name / "hw"
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "timestamp.txt").write_text("2026-11-20 12:00:00.000000 UTC")
+        (folder / "timestamp.txt").write_text(case.get("timestamp",
+                                                       "2026-11-20 12:00:00.000000 UTC"))
         text = case["build"](release, answers, course)
         if text is not None:
             (folder / "hw.ipynb").write_text(text.replace("{PORT}", str(port)))
+        if "folder" in case:
+            case["folder"](folder, course)
