@@ -197,13 +197,28 @@ def _owner(path: Path) -> int | None:
         return None
 
 
+def _wait_in_parent(child: int, reap: bool = False) -> None:
+    """In the parent of a fork: wait for ``child`` (reaping any other process meanwhile) and
+    exit with its status; in the child: return."""
+    if child == 0:
+        return
+    os.closerange(3, 65536)
+    while True:
+        pid, status = os.waitpid(-1 if reap else child, 0)
+        if pid == child:
+            code = os.waitstatus_to_exitcode(status)
+            os._exit(128 - code if code < 0 else code)
+
+
 def isolate(*, plan: list | None, files: list, work: Path, uid: int | None, limits: Limits,
             cgroup: str | None) -> None:
     """Confine this (freshly forked, single-threaded) process; returns in the confined child.
 
-    With a ``plan`` (root): joins the cgroups, unshares namespaces, forks so the child is PID 1
-    (this process waits for it and exits with its status), mounts, copies ``files`` to
-    ``work``, and becomes ``uid``. Without: copies the files and sets the rlimits only.
+    With a ``plan`` (root): joins the cgroups, unshares namespaces, forks (this process waits
+    and exits with the child's status), mounts, forks again (the PID 1 of the namespace stays
+    as its init: when it ends, every process of the namespace dies; the worker is not PID 1,
+    so signals reach it as usual), copies ``files`` to ``work``, and becomes ``uid``.
+    Without: copies the files and sets the rlimits only.
     """
     libc = _libc()
     if plan is not None:
@@ -211,14 +226,11 @@ def isolate(*, plan: list | None, files: list, work: Path, uid: int | None, limi
             _cgroup(cgroup, limits)
         _check(libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS
                             | CLONE_NEWPID), "unshare")
-        child = os.fork()
-        if child:                                            # stays outside: waits, reports
-            os.closerange(3, 65536)
-            _, status = os.waitpid(child, 0)
-            code = os.waitstatus_to_exitcode(status)
-            os._exit(128 - code if code < 0 else code)
+        _wait_in_parent(os.fork())                           # outside: waits, reports
         _check(libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0), "prctl")
-        apply_mounts(plan)
+        apply_mounts(plan)                                   # PID 1 of the new namespace:
+        _wait_in_parent(os.fork(), reap=True)                # stays as its init, reaping
+        _check(libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0), "prctl")
     work.mkdir(parents=True, exist_ok=True)
     write_files(work, files, uid if plan is not None else None)
     os.chdir(work)

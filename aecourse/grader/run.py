@@ -98,14 +98,15 @@ def _trusted(code: str, namespace: dict, name: str, seconds: float) -> None:
 
 def _bind(session: Session, names: set, namespace: dict, installed: dict, notes: list) -> None:
     """Bind the student's ``names`` in the test namespace from what the worker holds now."""
-    if not names:
-        return
-    try:
-        described = session.request({"op": "describe", "names": sorted(names)}, "your names")
-    except (WorkerDied, StudentError):
-        described = {}
-    if not isinstance(described, dict):
-        described = {}
+    described = {}
+    for name in sorted(names):                  # one by one: one odd value spoils no other
+        try:
+            one = session.request({"op": "describe", "names": [name]}, f"your {name!r}")
+            described.update(one if isinstance(one, dict) else {})
+        except StudentError as error:
+            notes.append(f"{name!r} is left out of the tests: {str(error)[:200]}")
+        except WorkerDied:
+            break
     for name in sorted(names):
         if name in namespace and name not in installed:          # the setup's: stays trusted
             if described.get(name, "module") != "module" and \

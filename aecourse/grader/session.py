@@ -217,7 +217,11 @@ class Session:
             error = header.get("error") or {}
             raise StudentError(f"{error.get('type', 'Error')}: {error.get('message', '')}\n"
                                f"{error.get('traceback', '')}")
-        return decode(header.get("value"), payloads, self.make_handle)
+        try:
+            return decode(header.get("value"), payloads, self.make_handle)
+        except ProtocolError as error:
+            raise StudentError(f"your code gave the grader a value it cannot read ({error})") \
+                from None
 
 
 class Remote:
