@@ -15,7 +15,8 @@ module          holds                                                      chapt
 ``pca``         PCA by SVD and principal angles                            2
 ``train``       ``fit``: one readable minibatch loop                       2-7
 ``plots``       image grids, reconstructions, filters, codes, curves       all
-``grading``     assignment test helpers and ``aecourse grade``             ps1-ps5
+``grading``     the assignments' hidden-test helpers                       ps1-ps5
+``grader``      ``aecourse grade``: the class grader (a subpackage)        guide
 ==============  =========================================================  ========
 """
 

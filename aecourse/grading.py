@@ -5,26 +5,23 @@
   :func:`replaced` so that a test of one function never depends on the student's other
   functions, and :func:`assert_close` / :func:`assert_shape` / :func:`assert_true` so that
   every failure says what was expected and what came.
-* ``aecourse release`` regenerates ``exercises/`` from ``solutions/`` (``nbgrader
-  generate_assignment``); ``aecourse grade`` hands over to ``aecourse.autograde``.
+* :func:`active_disabled` and :func:`active_replacements` say what is disabled and what is
+  replaced right now: the class grader (:mod:`aecourse.grader`) answers the student's worker from
+  them, so the decision is never taken by code the student can patch.
 
 Chapter: assignments ps1-ps5 (see the instructor guide).
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
-import os
-import subprocess
-import sys
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DelegationError", "disabled", "replaced", "assert_close", "assert_shape",
-           "assert_true", "main"]
+__all__ = ["DelegationError", "disabled", "replaced", "active_disabled", "active_replacements",
+           "library_functions",
+           "assert_close", "assert_shape", "assert_true"]
 
 
 class DelegationError(RuntimeError):
@@ -34,9 +31,11 @@ class DelegationError(RuntimeError):
 # ---------------------------------------------------------------- disabling library functions
 # function object -> [its original __code__, list of active tokens (message, ...)]
 _ACTIVE: dict = {}
+# (namespace, name, value) of every replaced() block in force, innermost last
+_REPLACED: list = []
 
 
-def _resolve(name: str):
+def library_functions(name: str):
     """The function(s) called ``name`` (``"losses.squared_error"`` or a full dotted path).
 
     A class stands for every plain function defined in its body (``__init__``, ``fit``, ...).
@@ -114,7 +113,7 @@ def disabled(*names: str, graded: str = "function"):
     installed = []
     try:
         for name in names:
-            full, funcs = _resolve(name)
+            full, funcs = library_functions(name)
             message = (f"{full} is disabled while your {graded} is graded: write it "
                        "yourself (NumPy is fine) instead of calling the library's version.")
             for func in funcs:
@@ -139,14 +138,36 @@ def replaced(namespace: dict, **values):
     missing = object()
     saved = {key: namespace.get(key, missing) for key in values}
     namespace.update(values)
+    entries = [(namespace, key, value) for key, value in values.items()]
+    _REPLACED.extend(entries)
     try:
         yield
     finally:
+        for entry in entries:                    # by identity: values may be arrays
+            del _REPLACED[next(i for i, e in enumerate(_REPLACED) if e is entry)]
         for key, value in saved.items():
             if value is missing:
                 namespace.pop(key, None)
             else:
                 namespace[key] = value
+
+
+def active_disabled() -> dict:
+    """What :func:`disabled` has in force right now.
+
+    Returns
+    -------
+    dict
+        ``"module.qualname"`` of each disabled function -> the message its call raises with
+        (the innermost block's).
+    """
+    return {f"{func.__module__}.{func.__qualname__}": tokens[-1][0]
+            for func, (_, tokens) in _ACTIVE.items() if tokens}
+
+
+def active_replacements(namespace: dict) -> dict:
+    """The names :func:`replaced` has bound in ``namespace`` right now -> their values."""
+    return {name: value for where, name, value in _REPLACED if where is namespace}
 
 
 # ---------------------------------------------------------------- assertions with clear messages
@@ -203,68 +224,3 @@ def assert_close(actual, expected, *, what: str, rtol: float = 1e-6, atol: float
             f"{what}: values differ. Expected {_show(e)}, got {_show(a)} (shape {a.shape}); "
             f"max |difference| = {diff.max():.3g}{where}, {int(bad.sum())} of {bad.size} "
             f"entries outside rtol={rtol:g}, atol={atol:g}.")
-
-
-# ---------------------------------------------------------------- the ``aecourse`` command
-def _course_root(start: Path | None = None) -> Path:
-    """The nearest directory at or above ``start`` holding ``nbgrader_config.py``."""
-    here = (start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / "nbgrader_config.py").is_file():
-            return folder
-    raise SystemExit(f"aecourse: no nbgrader_config.py in {here} or above; run me in the course.")
-
-
-def strip_outputs(path: Path) -> None:
-    """Remove outputs and execution counts from the notebook at ``path`` (in place)."""
-    import nbformat
-
-    nb = nbformat.read(path, as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
-    nbformat.write(nb, path)
-
-
-def release(root: Path, assignments=None) -> None:
-    """``nbgrader generate_assignment`` for every ``solutions/<ps>``, then strip outputs."""
-    names = assignments or sorted(p.name for p in (root / "solutions").iterdir() if p.is_dir()
-                                  and list(p.glob("*.ipynb")))
-    nbgrader = Path(sys.executable).with_name("nbgrader")
-    command = [str(nbgrader)] if nbgrader.exists() else [sys.executable, "-m", "nbgrader"]
-    # nbgrader runs `alembic` (next to it in the venv) when it creates a gradebook
-    env = {**os.environ, "PATH": f"{nbgrader.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    for name in names:
-        print(f"aecourse release: {name}", flush=True)
-        subprocess.run([*command, "generate_assignment", name, "--force", "--create"],
-                       cwd=root, check=True, env=env)
-        for notebook in sorted((root / "exercises" / name).glob("*.ipynb")):
-            strip_outputs(notebook)
-
-
-def main(argv=None) -> int:
-    """Entry point of the ``aecourse`` console script (``release`` and ``grade``)."""
-    parser = argparse.ArgumentParser(prog="aecourse", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    p_release = sub.add_parser("release", help="regenerate exercises/ from solutions/")
-    p_release.add_argument("assignments", nargs="*", help="e.g. ps1 ps2 (default: all)")
-    sub.add_parser("grade", help="grade submissions (aecourse.autograde)", add_help=False)
-    args, rest = parser.parse_known_args(argv)
-    if args.command == "release":
-        if rest:
-            parser.error(f"unrecognized arguments: {' '.join(rest)}")
-        release(_course_root(), args.assignments)
-        return 0
-    try:
-        autograde = importlib.import_module("aecourse.autograde")
-    except ModuleNotFoundError as error:
-        if error.name != "aecourse.autograde":
-            raise
-        print("aecourse grade: the module aecourse.autograde is not installed in this "
-              "version of aecourse, so there is nothing to grade with.", file=sys.stderr)
-        return 2
-    return autograde.main(rest) or 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

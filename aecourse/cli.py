@@ -1,0 +1,37 @@
+"""The ``aecourse`` console script: one subcommand per instructor verb.
+
+Each subcommand is a module with ``main(argv) -> int``; this file only dispatches to it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+__all__ = ["COMMANDS", "main"]
+
+# name -> (module with main(argv), one-line help)
+COMMANDS = {
+    "release": ("aecourse.grader.release", "regenerate exercises/ from solutions/ (nbgrader)"),
+    "grade": ("aecourse.grader.course", "grade every submission of one assignment, isolated"),
+}
+
+
+def main(argv=None) -> int:
+    """``aecourse COMMAND [OPTIONS]``: see ``aecourse --help``."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        width = max(map(len, COMMANDS))
+        lines = [f"  {name.ljust(width)}  {text}" for name, (_, text) in COMMANDS.items()]
+        print("usage: aecourse COMMAND [OPTIONS]   (aecourse COMMAND --help for its options)\n\n"
+              "commands:\n" + "\n".join(lines), file=sys.stdout if argv else sys.stderr)
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"aecourse: unknown command {argv[0]!r}", file=sys.stderr)
+            return 2
+        return 0 if argv else 2
+    module, _ = COMMANDS[argv[0]]
+    return importlib.import_module(module).main(argv[1:]) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""The single writer: one submission's result into nbgrader's gradebook and ``autograded/``.
+
+Only the batch's main process calls :func:`write_result`, one submission at a time, so the
+gradebook (SQLite or PostgreSQL) has one writer. All student text is cleaned first (lone
+surrogates become U+FFFD); a timestamp that does not parse is a note, and the submission is
+treated as on time (no timestamp is recorded).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+from aecourse.grader import notebooks
+
+__all__ = ["write_result", "read_timestamp"]
+
+
+@contextlib.contextmanager
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def read_timestamp(folder: Path) -> tuple[str | None, str | None, list[str]]:
+    """``timestamp.txt`` of a submission: (text, parsed as nbgrader does it, notes)."""
+    from nbgrader.utils import parse_utc
+    path = folder / "timestamp.txt"
+    if path.is_symlink() or not path.is_file():
+        return None, None, []
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as handle:
+            text = notebooks.clean(handle.read(4096).decode("utf-8", "replace")).strip()
+        return text, parse_utc(text), []
+    except Exception as error:  # noqa: BLE001  (any content is the student's)
+        return None, None, [f"timestamp.txt does not parse as a time ({type(error).__name__}); "
+                            "treated as on time"]
+
+
+def write_result(result, config: dict) -> list[str]:
+    """Write a :class:`~aecourse.grader.run.SubmissionResult`'s autograded notebooks and
+    replace this student's scores; returns notes to add (e.g. on the timestamp)."""
+    from nbgrader.api import Gradebook
+    student, ps = result.student, result.assignment
+    folder = Path(config["autograded"]) / student / ps
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    text, timestamp, notes = read_timestamp(Path(config["submitted"]) / student / ps)
+    if timestamp is not None:
+        (folder / "timestamp.txt").write_text(text + "\n", encoding="utf-8")
+    with Gradebook(config["db_url"], course_id=config["course_id"]) as gb, _quiet():
+        gb.update_or_create_student(student)
+        gb.update_or_create_submission(ps, student,
+                                       **({"timestamp": timestamp} if timestamp else {}))
+        for notebook in result.notebooks:
+            if notebook.autograded is not None:
+                (folder / f"{notebook.name}.ipynb").write_text(notebook.autograded,
+                                                               encoding="utf-8")
+            _grades(gb, config, notebook, ps, student, flagged=bool(result.flags))
+        gb.db.commit()
+    return notes
+
+
+def _grades(gb, config: dict, notebook, ps: str, student: str, *, flagged: bool) -> None:
+    name = notebook.name
+    source = json.loads((Path(config["source"]) / f"{name}.ipynb").read_text("utf-8"))
+    release_path = Path(config["release"]) / f"{name}.ipynb"
+    release = json.loads(release_path.read_text("utf-8")) if release_path.is_file() else None
+    stubs = {c.grade_id: c.source for c in notebooks.source_cells(release)} if release else {}
+    by_id = {r.grade_id: r for r in notebook.cells}
+    for cell in notebooks.source_cells(source):
+        if not cell.grade_id or cell.kind not in ("answer", "written", "test"):
+            continue
+        answer = notebook.answers.get(cell.grade_id)
+        empty = answer is None or answer.strip() == stubs.get(cell.grade_id, "").strip()
+        if cell.kind in ("answer", "written"):
+            comment = gb.find_comment(cell.grade_id, name, ps, student)
+            comment.auto_comment = "No response." if empty else None
+        if not _is_graded(source, cell):
+            continue
+        grade = gb.find_grade(cell.grade_id, name, ps, student)
+        if cell.kind == "test":
+            result = by_id.get(cell.grade_id)
+            grade.auto_score = result.points if result is not None else 0.0
+        else:                                           # written / manually graded answers
+            grade.auto_score = 0.0 if empty else None
+        grade.needs_manual_grade = grade.manual_score is not None or grade.auto_score is None
+    gb.find_submission_notebook(name, ps, student).flagged = flagged
+
+
+def _is_graded(source: dict, cell) -> bool:
+    meta = source["cells"][cell.index].get("metadata", {}).get("nbgrader", {})
+    return bool(meta.get("grade"))

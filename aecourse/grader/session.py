@@ -1,0 +1,257 @@
+"""One worker's life, seen from the grader: requests under deadlines, callbacks, restarts.
+
+Every request is bounded by the current cell's deadline and the submission's: a cell that makes
+many small requests (a returned object whose every attribute is a new request) or triggers
+grader-side callbacks still ends at its deadline. Callbacks (functions a test passes to the
+student's code, and the delegation guard's question "is this function disabled now?") run here
+under the same deadline, with their results size-limited. A worker that dies is restarted (a
+fresh interpreter) and the cells it ran are replayed, at most ``limits.restarts`` times.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import pickle
+import signal
+import sys
+import time
+import types
+
+from aecourse import grading
+from aecourse.grader.process import WorkerProcess, spawn
+from aecourse.grader.protocol import ProtocolError, decode
+
+__all__ = ["Session", "Remote", "WorkerDied", "StudentError", "Overrun", "alarm"]
+
+
+class WorkerDied(RuntimeError):
+    """The student's process stopped (timeout, memory, crash, exit) during a request."""
+
+
+class StudentError(RuntimeError):
+    """The student's code raised; the message carries its own traceback."""
+
+
+class Overrun(BaseException):
+    """A wall-clock deadline passed in the grader's own (trusted) code."""
+
+
+@contextlib.contextmanager
+def alarm(seconds: float, what: str):
+    """Raise :class:`Overrun` in the main thread after ``seconds`` (nests: the earliest wins)."""
+    def fire(signum, frame):
+        raise Overrun(f"{what} did not finish within {seconds:g} s")
+
+    outer_left, _ = signal.getitimer(signal.ITIMER_REAL)
+    started = time.monotonic()
+    previous = signal.signal(signal.SIGALRM, fire if not outer_left or seconds < outer_left
+                             else signal.getsignal(signal.SIGALRM))
+    signal.setitimer(signal.ITIMER_REAL, min(seconds, outer_left or seconds))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if outer_left:
+            signal.setitimer(signal.ITIMER_REAL,
+                             max(1e-3, outer_left - (time.monotonic() - started)))
+
+
+def _importable(function) -> bool:
+    """Whether pickle can send ``function`` by reference (module + qualified name)."""
+    target = sys.modules.get(getattr(function, "__module__", None) or "")
+    for part in function.__qualname__.split("."):
+        target = getattr(target, part, None)
+    return target is function
+
+
+class Session:
+    """Requests to one notebook's worker, on behalf of the tests running here."""
+
+    def __init__(self, spec, worker: WorkerProcess, *, guarded: list[str], deadline: float):
+        self.spec, self.worker, self.limits = spec, worker, spec.limits
+        self.guarded, self.submission_deadline = guarded, deadline
+        self.cell_deadline, self.generation, self.restarts = deadline, 1, 0
+        self.replay: list[dict] = []
+        self.callbacks: dict[int, object] = {}
+        self.namespace: dict = {}          # the test namespace (for grading.replaced)
+        self.student_names: set[str] = set()
+        self.death: str | None = None
+        self.output = bytearray()
+
+    # -- deadlines
+    def begin_cell(self) -> None:
+        self.cell_deadline = min(time.monotonic() + self.limits.timeout,
+                                 self.submission_deadline)
+
+    def _timed_out(self, what: str) -> str:
+        if time.monotonic() >= self.submission_deadline - 1e-3:
+            return (f"the submission used up its {self.limits.submission:g} s of wall-clock "
+                    f"time in {what}")
+        return (f"your code was stopped after {self.limits.timeout:g} s of wall-clock time in "
+                f"{what} (an endless loop, or far too slow)")
+
+    # -- process life
+    def _died(self, what: str, reason: str | None = None) -> WorkerDied:
+        status = None if reason else self.worker.wait(2)
+        status = self.worker.kill() if status is None else status
+        self.output += self.worker.output
+        if reason is None and status is not None and (status < 0 or status > 128):
+            number = -status if status < 0 else status - 128
+            name = signal.Signals(number).name if number in signal.valid_signals() else number
+            reason = (f"your code's process was killed by signal {name} in {what} (over its CPU "
+                      f"time of {self.limits.cpu} s or memory of {self.limits.memory} MB, or it "
+                      "killed itself)")
+        elif reason is None:
+            reason = f"your code ended its Python process (exit status {status}) in {what}"
+        self.death, self.worker = reason, None
+        return WorkerDied(reason)
+
+    def start(self) -> None:
+        """Hand the worker its start message: the guarded functions; wait until it is ready."""
+        self._exchange({"op": "start", "guarded": self.guarded}, "starting your kernel",
+                       seconds=max(self.limits.timeout, 60.0))
+
+    def _ensure_running(self) -> None:
+        if self.worker is not None:
+            return
+        if self.restarts >= self.limits.restarts:
+            raise WorkerDied(f"{self.death}; not restarted again (too many restarts)")
+        self.restarts += 1
+        self.worker, self.generation = spawn(self.spec, fresh=True), self.generation + 1
+        self.start()
+        for message in self.replay:
+            self._exchange(message, f"restoring cell {message['cell']!r}",
+                           seconds=self.limits.timeout)
+        self.begin_cell()                       # the restart is not charged to the cell
+
+    def close(self) -> None:
+        if self.worker is not None:
+            with contextlib.suppress(Exception):
+                self.worker.channel.send_pickle({"op": "quit"}, time.monotonic() + 1)
+            if self.worker.wait(1) is None:
+                self.worker.kill()
+            self.worker.kill()
+            self.output += self.worker.output
+            self.worker = None
+
+    # -- messages
+    def _pickle_reference(self, obj):
+        if isinstance(obj, Remote):
+            reference, generation = object.__getattribute__(obj, "_where")[1:]
+            if generation != self.generation and reference[0] == "handle":
+                raise StudentError("an object your code returned was lost when your code was "
+                                   "restarted after a crash")
+            return reference
+        if isinstance(obj, types.FunctionType) and not _importable(obj):
+            self.callbacks[len(self.callbacks) + 1] = obj
+            return ("callback", len(self.callbacks))
+        return None
+
+    def _exchange(self, message: dict, what: str, *, seconds: float | None = None):
+        """Send one message, serve callbacks until the answer; the answer (header, arrays).
+
+        The deadline is the current cell's, or ``seconds`` from now; never past the
+        submission's."""
+        if message.get("op") != "start":
+            self._ensure_running()
+        deadline = min(self.cell_deadline if seconds is None else time.monotonic() + seconds,
+                       self.submission_deadline)
+        try:
+            self.worker.channel.send_pickle(message, deadline, self._pickle_reference)
+            while True:
+                _, (header, payloads) = self.worker.channel.receive(deadline)
+                if header.get("op") not in ("callback", "guard"):
+                    return header, payloads
+                self._callback(header, payloads, deadline)
+        except (TimeoutError, Overrun):
+            raise self._died(what, self._timed_out(what)) from None
+        except (ProtocolError, OSError, EOFError) as error:
+            if isinstance(error, ProtocolError) and "closed" not in str(error):
+                raise self._died(what, f"your code sent the grader a malformed answer in {what}"
+                                       f" ({error})") from None
+            raise self._died(what) from None
+
+    def _callback(self, header: dict, payloads: list, deadline: float) -> None:
+        if header["op"] == "guard":
+            reply = {"ok": True, "value": grading.active_disabled().get(str(header["name"]))}
+        else:
+            try:
+                function = self.callbacks[int(header["id"])]
+                args, kwargs = decode(header["value"], payloads, self.make_handle)
+                with alarm(max(1e-3, deadline - time.monotonic()), "a test's function"):
+                    value = function(*args, **dict(kwargs))
+                buffer = io.BytesIO()
+                pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+                if buffer.tell() > self.limits.answer_mb * 2**20:
+                    raise ValueError(f"a result of more than {self.limits.answer_mb} MB")
+                reply = {"ok": True, "value": value}
+            except Overrun:
+                raise
+            except Exception as error:  # noqa: BLE001  (reported to the student's code)
+                reply = {"ok": False, "error": f"{type(error).__name__}: {error}"[:2000]}
+        self.worker.channel.send_pickle(reply, deadline, self._pickle_reference)
+
+    def make_handle(self, number: int, type_name: str):
+        return Remote(self, ("handle", number), type_name)
+
+    def execute(self, code: str, cell: str) -> str | None:
+        """Run a cell's code in the worker (remembered for replay); its error, or None."""
+        message = {"op": "exec", "cell": cell, "code": code}
+        try:
+            header, _ = self._exchange(message, f"cell {cell!r}")
+        except WorkerDied as died:
+            return str(died)
+        self.replay.append(message)
+        error = header.get("error") or {}
+        return f"{error.get('type')}: {error.get('message')}" if not header.get("ok") else None
+
+    def request(self, message: dict, what: str):
+        """A request on a student object; its decoded value, or :class:`StudentError`."""
+        overrides = {name: value for name, value in
+                     grading.active_replacements(self.namespace).items()
+                     if name in self.student_names}
+        header, payloads = self._exchange({**message, "overrides": overrides}, what)
+        if not header.get("ok"):
+            error = header.get("error") or {}
+            raise StudentError(f"{error.get('type', 'Error')}: {error.get('message', '')}\n"
+                               f"{error.get('traceback', '')}")
+        try:
+            return decode(header.get("value"), payloads, self.make_handle)
+        except ProtocolError as error:
+            raise StudentError(f"your code gave the grader a value it cannot read ({error})") \
+                from None
+
+
+class Remote:
+    """A student object living in the worker: a function they wrote, or a non-plain result."""
+
+    def __init__(self, session: Session, reference: tuple, type_name: str = "function"):
+        object.__setattr__(self, "_where", (session, reference, session.generation))
+        object.__setattr__(self, "_type", type_name)
+
+    def _ask(self, op: str, **fields):
+        session, reference, _ = object.__getattribute__(self, "_where")
+        return session.request({"op": op, "target": reference, **fields},
+                               f"a call of {str(reference[1])!r}")
+
+    def __call__(self, *args, **kwargs):
+        return self._ask("call", args=args, kwargs=kwargs)
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self._ask("getattr", name=name)
+
+    def __getitem__(self, key):
+        return self._ask("getitem", key=key)
+
+    def __len__(self):
+        return self._ask("len")
+
+    def __iter__(self):
+        return iter(self._ask("list"))
+
+    def __repr__(self):
+        return f"<student {object.__getattribute__(self, '_type')}>"

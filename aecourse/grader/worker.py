@@ -1,0 +1,257 @@
+"""The student side: one process that runs one submission's code and answers the grader.
+
+It is started (forked, or ``python -m aecourse.grader.worker READ_FD WRITE_FD`` after a crash)
+and confined by :mod:`aecourse.grader.isolation` before it reads anything, then:
+
+1. **Bootstrap**, before any student code: the grader's first request names the library
+   functions the assignment's tests ever disable. Each one's ``__code__`` is replaced by a stub
+   that asks the grader, over the channel, whether it is disabled *right now*: the grader
+   answers from its own ``grading.active_disabled()``; disabled -> the stub raises
+   ``DelegationError`` with the grader's message, allowed -> it runs the original code. Then an
+   audit hook (which cannot be removed) refuses to swap any function's ``__code__``, to walk
+   the garbage collector, to load ``ctypes`` or to run a guarded module's code again.
+2. **Serve**: run a cell's code, describe named globals, call a function, get an attribute or
+   item ... and answer with plain data only (:mod:`aecourse.grader.protocol`).
+
+Known residual: the stub keeps a copy of the original function; a determined student can dig
+it out of the stub's code constants (``f.__code__.co_consts``) or a closure, or copy the
+library's source and run it under another name. The static flags (:mod:`.flags`) report such
+submissions for a human to look at.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import traceback
+import types
+import warnings
+
+from aecourse.grader.protocol import Channel, ProtocolError, encode
+
+__all__ = ["Worker", "main"]
+
+_SENTINEL = "__aecourse_guard__"
+
+
+class _Callback:
+    """A grader-side function (defined in a test) that the student's code may call."""
+
+    def __init__(self, worker, number: int):
+        self._worker, self._number = worker, number
+
+    def __call__(self, *args, **kwargs):
+        return self._worker.ask({"op": "callback", "id": self._number}, [list(args), kwargs])
+
+
+class _Guard:
+    """Called by the stub of a guarded library function: ask the grader, then raise or run."""
+
+    def __init__(self, worker, key: str, original, error):
+        self._worker, self._key, self._original, self._error = worker, key, original, error
+
+    def __call__(self, args, kwargs):
+        message = self._worker.ask({"op": "guard", "name": self._key}, None)
+        if message:
+            raise self._error(str(message))
+        return self._original(*args, **kwargs)
+
+
+def _stub_code(n_free: int, guard):
+    names = [f"_v{i}" for i in range(n_free)]
+    source = (f"def _outer():\n    {' = '.join(names + ['None']) if names else 'pass'}\n"
+              f"    def _guarded(*args, **kwargs):\n        {'; '.join(names) or 'pass'}\n"
+              f"        return {_SENTINEL!r}(args, kwargs)\n    return _guarded\n")
+    namespace: dict = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")                 # "'str' object is not callable"
+        exec(compile(source, "<aecourse guard>", "exec"), namespace)  # noqa: S102
+    code = namespace["_outer"]().__code__
+    return code.replace(co_consts=tuple(guard if c == _SENTINEL else c for c in code.co_consts))
+
+
+def install_guards(worker, names: list[str]) -> tuple[set, set]:
+    """Replace the code of every function called ``names`` by a stub asking the grader.
+
+    Returns the guarded modules' source files and names (their code must not run again)."""
+    from aecourse.grading import DelegationError, library_functions
+    files, modules = set(), set()
+    for name in names:
+        try:
+            _, funcs = library_functions(name)
+        except (ValueError, TypeError, ImportError):
+            continue                          # not a function here: nothing can delegate to it
+        for func in funcs:
+            original = types.FunctionType(func.__code__, func.__globals__, func.__name__,
+                                          func.__defaults__, func.__closure__)
+            original.__kwdefaults__ = func.__kwdefaults__
+            key = f"{func.__module__}.{func.__qualname__}"
+            func.__code__ = _stub_code(len(func.__code__.co_freevars),
+                                       _Guard(worker, key, original, DelegationError))
+            files.add(original.__code__.co_filename)
+            modules.add(func.__module__)
+    return files, modules
+
+
+def install_audit_hook(guarded_files: set, guarded_modules: set) -> None:
+    """Refuse, for the rest of this process's life, what would undo the guards."""
+    refused = {"gc.get_referrers", "gc.get_referents", "gc.get_objects", "ctypes.dlopen",
+               "ctypes.dlsym", "ctypes.dlsym/handle", "ctypes.cdata", "ctypes.addressof",
+               "ctypes.string_at", "sys._current_frames"}
+
+    def hook(event, args):
+        if event in refused:
+            raise RuntimeError(f"{event} is not allowed while grading")
+        if event == "object.__setattr__" and len(args) > 1 and args[1] == "__code__":
+            raise RuntimeError("replacing a function's __code__ is not allowed while grading")
+        if event == "import" and args and (str(args[0]).split(".")[0] in ("ctypes", "_ctypes")
+                                           or args[0] in guarded_modules):
+            raise ImportError(f"importing {args[0]} is not allowed while grading")
+        if event == "exec" and args and getattr(args[0], "co_filename", None) in guarded_files:
+            raise RuntimeError("re-running the code of a graded library module is not allowed")
+
+    sys.addaudithook(hook)
+
+
+class Worker:
+    """Serve the grader's requests until it says ``quit`` or closes the channel."""
+
+    def __init__(self, channel: Channel):
+        self.channel = channel
+        self.namespace = {"__name__": "__main__", "__builtins__": __builtins__}
+        self.handles: dict[int, object] = {}
+
+    def _keep(self, value):
+        self.handles[len(self.handles) + 1] = value
+        return {"t": "handle", "id": len(self.handles), "type": type(value).__name__[:100]}
+
+    def _load(self, reference):
+        kind, key = reference
+        if kind == "handle":
+            return self.handles[key]
+        if kind == "global":
+            return self.namespace[key]
+        if kind == "callback":
+            return _Callback(self, key)
+        raise ProtocolError(f"unknown reference {reference!r}")
+
+    def _send(self, header: dict, value=None, with_value: bool = False) -> None:
+        payloads: list = []
+        if with_value:
+            try:
+                header = {**header, "value": encode(value, payloads, self._keep)}
+            except Exception as error:  # noqa: BLE001  (student objects may raise anything)
+                header, payloads = _error(error, "could not send the result back"), []
+        self.channel.send_data(header, payloads)
+
+    def ask(self, header: dict, value):
+        """Ask the grader something in the middle of a request (a callback, a guard)."""
+        self._send(header, value, with_value=value is not None)
+        _, reply = self.channel.receive(allow_pickle=True, persistent_load=self._load)
+        if not reply.get("ok"):
+            raise RuntimeError(reply.get("error", "the grader function failed"))
+        return reply.get("value")
+
+    def handle(self, request: dict) -> bool:
+        op = request["op"]
+        if op == "quit":
+            return False
+        try:
+            if op == "exec":
+                code = compile(request["code"], f"<cell {request['cell']}>", "exec")
+                exec(code, self.namespace)  # noqa: S102  (running student code is the job)
+                self._send({"ok": True})
+                return True
+            if op == "describe":
+                self._send({"ok": True}, self._describe(request["names"]), with_value=True)
+                return True
+            with self._overrides(request.get("overrides") or {}):
+                value = self._apply(op, request)
+            self._send({"ok": True}, value, with_value=True)
+        except BaseException as error:  # noqa: BLE001  (includes SystemExit from student code)
+            if isinstance(error, ProtocolError):
+                raise
+            self._send(_error(error))
+        return True
+
+    @contextlib.contextmanager
+    def _overrides(self, values: dict):
+        """The grader's replacements of student names (``grading.replaced``) for one request."""
+        missing = object()
+        saved = {name: self.namespace.get(name, missing) for name in values}
+        self.namespace.update(values)
+        try:
+            yield
+        finally:
+            for name, value in saved.items():
+                if value is missing:
+                    self.namespace.pop(name, None)
+                else:
+                    self.namespace[name] = value
+
+    def _apply(self, op: str, request: dict):
+        target = self._load(request["target"])
+        if op == "call":
+            return target(*request["args"], **request["kwargs"])
+        if op == "getattr":
+            return getattr(target, request["name"])
+        if op == "getitem":
+            return target[request["key"]]
+        if op == "len":
+            return len(target)
+        if op == "list":
+            return list(target)
+        raise ValueError(f"unknown request {op!r}")
+
+    def _describe(self, names: list[str]) -> dict:
+        """Each requested global: a module, a function, or its value (plain data or handle)."""
+        out = {}
+        for name in names:
+            if name in self.namespace:
+                value = self.namespace[name]
+                out[name] = ("module" if isinstance(value, types.ModuleType)
+                             else "callable" if callable(value) else [value])
+        return out
+
+    def serve(self) -> None:
+        _, start = self.channel.receive(allow_pickle=True)
+        os.environ.update(start.get("env", {}))
+        install_audit_hook(*install_guards(self, start.get("guarded", [])))
+        self.channel.send_data({"ok": True, "ready": True}, [])
+        while True:
+            _, request = self.channel.receive(allow_pickle=True, persistent_load=self._load)
+            if not self.handle(request):
+                return
+
+
+def _error(error: BaseException, context: str = "") -> dict:
+    try:                                  # a student's exception may fail to print itself
+        text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        message = f"{context}: {error}" if context else str(error)
+    except BaseException:  # noqa: BLE001
+        text, message = "", f"{context}: an exception that cannot be printed"
+    return {"ok": False, "error": {"type": type(error).__name__[:100],
+                                   "message": message[:4000], "traceback": text[-8000:]}}
+
+
+def serve(read_fd: int, write_fd: int) -> int:
+    """Serve one submission on the two descriptors; stdin becomes /dev/null."""
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    try:
+        Worker(Channel(read_fd, write_fd)).serve()
+    except (ProtocolError, OSError):
+        return 1
+    return 0
+
+
+def main(argv=None) -> int:
+    """``python -m aecourse.grader.worker READ_FD WRITE_FD`` (the restart after a crash)."""
+    argv = sys.argv[1:] if argv is None else argv
+    return serve(int(argv[0]), int(argv[1]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

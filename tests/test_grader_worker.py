@@ -1,0 +1,107 @@
+"""The grader's worker and session (a real forked worker, without namespaces): the delegation
+guard asks the grader, the audit hook refuses what would undo it, deadlines cover every
+request and callback of a cell, a crashed worker is restarted and its cells replayed."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import aecourse.gradcheck  # noqa: F401  (imported here, not inside a timed cell)
+from aecourse import grading
+from aecourse.grader.isolation import Limits
+from aecourse.grader.process import Spawn, spawn
+from aecourse.grader.session import Remote, Session, StudentError, WorkerDied
+
+
+@pytest.fixture
+def session(tmp_path):
+    limits = Limits(timeout=3, submission=60, memory=2048, restarts=2)
+    spec = Spawn(None, [], tmp_path / "work", None, limits)
+    session = Session(spec, spawn(spec), guarded=["gradcheck.rel_error"],
+                      deadline=time.monotonic() + 60)
+    session.start()
+    session.begin_cell()
+    yield session
+    session.close()
+
+
+def run(session, code):
+    session.begin_cell()
+    return session.execute(code, "cell")
+
+
+def test_a_disabled_library_function_raises_in_the_worker_only_while_the_grader_says_so(session):
+    assert run(session, "from aecourse.gradcheck import rel_error as library\n"
+                        "from aecourse import grading\n"
+                        "grading.disabled = lambda *a, **k: __import__('contextlib')"
+                        ".nullcontext()\n"
+                        "def mine(a, b):\n    return library(a, b)\n") is None
+    mine = Remote(session, ("global", "mine"))
+    assert mine(1.0, 1.0) == 0.0
+    with grading.disabled("gradcheck.rel_error", graded="mine"):
+        with pytest.raises(StudentError, match="DelegationError.*while your mine is graded"):
+            mine(1.0, 1.0)
+    assert mine(1.0, 3.0) == 0.5
+
+
+@pytest.mark.parametrize("code, refused", [
+    ("import aecourse.gradcheck as g\ng.rel_error.__code__ = (lambda a, b: 0.0).__code__",
+     "__code__"),
+    ("import gc\ngc.get_referrers(object())", "gc.get_referrers"),
+    ("import gc\ngc.get_objects()", "gc.get_objects"),
+    ("import ctypes\nctypes.CDLL(None)", "ctypes"),
+    ("import importlib, aecourse.gradcheck as g\nimportlib.reload(g)", "graded library module"),
+    ("import sys\ndel sys.modules['aecourse.gradcheck']\nimport aecourse.gradcheck", "import"),
+])
+def test_the_audit_hook_refuses_what_would_undo_the_guard(session, code, refused):
+    error = run(session, code)
+    assert error is not None and refused in error
+
+
+def test_a_cell_deadline_covers_many_small_requests(session):
+    run(session, "import time\nclass Slow:\n    @property\n    def x(self):\n"
+                 "        time.sleep(0.4)\n        return 1\ndef make():\n    return Slow()\n")
+    session.begin_cell()
+    slow = Remote(session, ("global", "make"))()
+    started = time.monotonic()
+    with pytest.raises(WorkerDied, match="stopped after 3 s"):
+        while slow.x:
+            pass
+    assert time.monotonic() - started < 4
+
+
+def test_a_callback_that_never_ends_stops_at_the_cell_deadline(session):
+    run(session, "def apply(fn):\n    return fn(1)\n")
+
+    def forever(x):
+        while True:
+            time.sleep(0.01)
+
+    started = time.monotonic()
+    with pytest.raises(WorkerDied, match="stopped after"):
+        Remote(session, ("global", "apply"))(forever)
+    assert time.monotonic() - started < 4
+
+
+def test_a_crashed_worker_is_restarted_with_its_cells_replayed(session):
+    run(session, "offset = 41\ndef add(x):\n    return x + offset\n"
+                 "def die():\n    import os\n    os._exit(3)\n")
+    with pytest.raises(WorkerDied, match="exit status 3"):
+        Remote(session, ("global", "die"))()
+    session.begin_cell()
+    assert Remote(session, ("global", "add"))(1) == 42
+    assert session.restarts == 1
+
+
+def test_replaced_student_names_are_sent_as_callbacks(session):
+    run(session, "def helper(x):\n    return -1\ndef uses(x):\n    return helper(x) * 10\n")
+    namespace = {}
+    session.namespace, session.student_names = namespace, {"helper", "uses"}
+    uses = Remote(session, ("global", "uses"))
+    assert uses(1) == -10
+    with grading.replaced(namespace, helper=lambda x: x + 1, expected=123):
+        assert uses(1) == 20
+    assert uses(1) == -10
+    assert run(session, "assert 'expected' not in globals()") is None
