@@ -14,6 +14,9 @@ __all__ = ["COMMANDS", "main"]
 COMMANDS = {
     "release": ("aecourse.grader.release", "regenerate exercises/ from solutions/ (nbgrader)"),
     "grade": ("aecourse.grader.course", "grade every submission of one assignment, isolated"),
+    "roster": ("aecourse.grader.lms", "import the class list into the gradebook (roster import)"),
+    "export": ("aecourse.grader.lms", "write the gradebook for Canvas, Moodle or as plain CSV"),
+    "publish": ("aecourse.publish", "build the student edition and its book (_build/student)"),
 }
 
 
@@ -30,7 +33,9 @@ def main(argv=None) -> int:
             return 2
         return 0 if argv else 2
     module, _ = COMMANDS[argv[0]]
-    return importlib.import_module(module).main(argv[1:]) or 0
+    # aecourse.grader.lms serves two verbs: its main() takes the verb as its first argument
+    rest = argv if module == "aecourse.grader.lms" else argv[1:]
+    return importlib.import_module(module).main(rest) or 0
 
 
 if __name__ == "__main__":
