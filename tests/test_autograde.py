@@ -1,9 +1,11 @@
 """``aecourse grade``: a hostile class is graded correctly, in isolation, repeatably.
 
-One batch grades every submission of ``tests/hostile/corpus.py`` (about 25 students of the tiny
-``hw`` assignment) through the real command line; the tests then read nbgrader's gradebook.
-Expected points come from the corpus, reasoned per case; the honest students sit in the same
-batch and must keep every point.
+One batch grades every submission of ``tests/hostile/corpus.py`` (about 45 students of the tiny
+``hw`` assignment, one or more per finding of issue 14) through the real command line, under
+``--timeout 5 --memory 1024 --jobs 2``; the tests then read only what an instructor sees:
+nbgrader's gradebook, ``autograded/``, the CSV report, the feedback pages and the command's
+output. Expected points come from the corpus, reasoned per case; the honest students sit in
+the same batch and must keep every point.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ pytestmark = [pytest.mark.skipif(not sys.platform.startswith("linux"), reason="L
 def grade(course: Path, assignment: str = "hw", *extra: str) -> str:
     env = {**os.environ, "TQDM_DISABLE": "1"}
     done = subprocess.run([str(AECOURSE), "grade", assignment, *OPTIONS, *extra], cwd=course,
-                          env=env, capture_output=True, text=True, timeout=900)
+                          env=env, capture_output=True, text=True, timeout=4 * BATCH_SECONDS)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout
 

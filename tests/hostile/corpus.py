@@ -261,9 +261,12 @@ CASES.update({
     "grade_id_list": dict(points=6, note=True, tamper=False, build=_extra_cell(
         {"nbgrader": {"grade_id": ["mean_rows"], "solution": True, "grade": False,
                       "locked": False, "schema_version": 3}}, "extra = 1\n")),
-    "undescribable_global": dict(points=6, build=_with(mean_rows=HONEST_MEAN + (
+    # a dict key hashable in the worker, a list when decoded: as the value of a graded name
+    # (mean_rows is then not a function: 2 points lost) and of a name of the student's own
+    "undescribable_global": dict(points=4, build=_with(mean_rows=(
         "class Key(list):\n    def __hash__(self):\n        return 1\n"
-        "table = {Key([1, 2]): 'hashable here, a list when decoded'}\n"))),
+        "mean_rows = {Key([1, 2]): 'not a function'}\n"
+        "table = {Key([3]): 'hashable here, a list when decoded'}\n"))),
     "surrogate_written": dict(points=6, tamper=False, build=_raw(_with(
         written_mean="The mean minimises the squared error. SURROGATE"),
         "SURROGATE", "\\ud800")),
