@@ -43,12 +43,66 @@ pytestmark = [pytest.mark.skipif(not sys.platform.startswith("linux"), reason="L
               pytest.mark.xdist_group("hostile")]
 
 
-def grade(course: Path, assignment: str = "hw", *extra: str) -> str:
+GRADER_PEAK_KB = 1_000_000     # resident memory of any grader-side process (not a worker)
+
+
+def grade(course: Path, assignment: str = "hw", *extra: str, peak: dict | None = None) -> str:
+    """``aecourse grade`` in ``course``; ``peak["kB"]``: the largest peak resident memory of
+    a process of the run that kept our user id (the grader's own, not a student worker's)."""
     env = {**os.environ, "TQDM_DISABLE": "1"}
-    done = subprocess.run([str(AECOURSE), "grade", assignment, *OPTIONS, *extra], cwd=course,
-                          env=env, capture_output=True, text=True, timeout=4 * BATCH_SECONDS)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return done.stdout
+    with subprocess.Popen([str(AECOURSE), "grade", assignment, *OPTIONS, *extra], cwd=course,
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as process:
+        monitor = _PeakMemory(process.pid)
+        monitor.start()
+        try:
+            stdout, stderr = process.communicate(timeout=4 * BATCH_SECONDS)
+        finally:
+            process.kill()
+            monitor.done.set()
+            monitor.join()
+    if peak is not None:
+        peak["kB"], peak["process"] = monitor.peak, monitor.where
+    assert process.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    return stdout
+
+
+class _PeakMemory(threading.Thread):
+    """Samples VmHWM (peak resident memory) of every descendant of ``pid`` that runs as us."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid, self.done, self.peak, self.where = pid, threading.Event(), 0, ""
+
+    def run(self):
+        while not self.done.wait(0.25):
+            self.sample()
+
+    def sample(self):
+        children = collections.defaultdict(list)
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                children[int(stat.read_text().rsplit(")", 1)[1].split()[1])].append(
+                    int(stat.parent.name))
+            except (OSError, ValueError, IndexError):
+                pass
+        family, todo = [], [self.pid]
+        while todo:
+            family.append(todo.pop())
+            todo += children.get(family[-1], [])
+        for pid in family:
+            try:
+                status = dict(line.split(":", 1) for line in
+                              Path(f"/proc/{pid}/status").read_text().splitlines()
+                              if ":" in line)
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()[:200]
+            except OSError:
+                continue
+            if int(status["Uid"].split()[1]) == os.geteuid() and "VmHWM" in status:
+                kilobytes = int(status["VmHWM"].split()[0])
+                if kilobytes > self.peak:
+                    self.peak, self.where = kilobytes, cmdline.replace(b"\0", b" ").decode(
+                        errors="replace")
 
 
 def gradebook_scores(db_url: str, assignment: str = "hw", course_id: str = "hostile") -> dict:
@@ -111,13 +165,13 @@ def batch(tmp_path_factory):
     corpus.submit(course, corpus.CASES, port=listener.port)
     before = {"submitted": digest(course / "submitted"), "solutions": digest(course / "solutions"),
               "library": digest(REPO / "aecourse")}
-    start = time.monotonic()
-    stdout = grade(course)
+    start, peak = time.monotonic(), {}
+    stdout = grade(course, peak=peak)
     seconds = time.monotonic() - start
     db_url = f"sqlite:///{course / 'gradebook.db'}"
     scores, rows = gradebook_scores(db_url)
     yield dict(course=course, root=root, stdout=stdout, listener=listener, before=before,
-               db_url=db_url, scores=scores, rows=rows, seconds=seconds,
+               db_url=db_url, scores=scores, rows=rows, seconds=seconds, peak=peak,
                report=read_report(course / "autograded" / "aecourse_report_hw.csv"))
     listener.server.close()
 
@@ -135,6 +189,14 @@ def test_no_submission_holds_the_batch_up(batch):
     # Each limit (a cell, a callback, a slow object, a fork bomb ...) ends within about the
     # --timeout of 5 s; unbounded, one case alone would take minutes.
     assert batch["seconds"] < BATCH_SECONDS, f"the hostile batch took {batch['seconds']:.0f} s"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0, reason="workers run as another user only under root")
+def test_the_grader_never_holds_a_huge_answer_in_its_own_memory(batch):
+    # huge_answer returns 1.9 GB of arrays and huge_callback_input sends 320 MB to a grader-side
+    # function: the grader must refuse them before reading, not decode them.
+    assert batch["peak"]["kB"] < GRADER_PEAK_KB, batch["peak"]
 
 
 @pytest.mark.slow
@@ -226,6 +288,7 @@ def test_submissions_cannot_change_files_outside_their_scratch_copy(batch):
     assert digest(REPO / "aecourse") == batch["before"]["library"]
     assert not (course / "evil.txt").exists() and not (batch["root"] / "evil_outside.txt").exists()
     assert not list(course.rglob("scratch_is_fine.txt"))         # the scratch copy is discarded
+    assert not list(course.rglob("filler_*.bin"))
     assert (course / "gradebook.db").stat().st_size > 0
 
 
