@@ -302,6 +302,9 @@ CASES.update({
     "huge_callback_input": dict(points=5, build=_with(apply_rows=(   # 320 MB to a grader function
         "def apply_rows(fn, X):\n    fn(np.ones(40_000_000))\n"
         "    return np.array([fn(row) for row in X])\n"))),
+    "callback_flood": dict(points=5, build=_with(apply_rows=(     # minutes of quick callbacks
+        "def apply_rows(fn, X):\n    for _ in range(1_000_000):\n        fn(np.ones(1000))\n"
+        "    return np.array([fn(row) for row in X])\n"))),
     "huge_answer": dict(points=4, build=_with(mean_rows=(     # 1.9 GB of answer, free to make
         "def mean_rows(X):\n"
         "    return tuple(np.broadcast_to(np.float64(k), (60_000_000,)) for k in range(4))\n"))),
