@@ -205,7 +205,7 @@ def test_each_oddity_is_a_note_naming_the_student(batch, case):
     rows = [row for row in batch["report"] if row["student"] == case]
     assert rows, f"{case} is not in the report"
     assert all(row["notes"].strip() for row in rows), f"{case}: no note in {rows[0]}"
-    assert case in batch["stdout"]
+    assert f"{case}: " in batch["stdout"], "the command's output does not show the note"
 
 
 @pytest.mark.slow
