@@ -221,6 +221,14 @@ def test_report_cells_cannot_inject_formulas_or_terminal_escapes(batch):
     assert "\x1b" not in batch["stdout"] and "\x07" not in batch["stdout"]
 
 
+def feedback_page(course: Path, student: str) -> str:
+    """``nbgrader generate_feedback`` for one student of ``hw``; the HTML page."""
+    subprocess.run([str(NBGRADER), "generate_feedback", "hw", "--student", student], cwd=course,
+                   env={"PATH": f"{NBGRADER.parent}:/usr/bin:/bin"}, check=True,
+                   capture_output=True)
+    return (course / "feedback" / student / "hw" / "hw.html").read_text()
+
+
 class _LiveHTML(html.parser.HTMLParser):
     """Scripts and event-handler attributes of an HTML page, as a browser would see them."""
 
@@ -242,10 +250,7 @@ class _LiveHTML(html.parser.HTMLParser):
 
 @pytest.mark.slow
 def test_student_html_is_not_live_in_the_feedback(batch):
-    course, env = batch["course"], {"PATH": f"{NBGRADER.parent}:/usr/bin:/bin"}
-    subprocess.run([str(NBGRADER), "generate_feedback", "hw", "--student", "xss_written"],
-                   cwd=course, env=env, check=True, capture_output=True)
-    page = (course / "feedback" / "xss_written" / "hw" / "hw.html").read_text()
+    page = feedback_page(batch["course"], "xss_written")
     live = _LiveHTML()
     live.feed(page)
     assert [h for h in live.handlers if "xss-" in h] == []
@@ -340,10 +345,7 @@ def test_feedback_names_the_reason_for_each_fault(batch):
 @pytest.mark.slow
 def test_nbgrader_feedback_and_export_work_on_the_result(batch):
     course, env = batch["course"], {"PATH": f"{NBGRADER.parent}:/usr/bin:/bin"}
-    subprocess.run([str(NBGRADER), "generate_feedback", "hw", "--student", "infinite_loop"],
-                   cwd=course, env=env, check=True, capture_output=True)
-    html = (course / "feedback" / "infinite_loop" / "hw" / "hw.html").read_text()
-    assert "stopped after 5 s" in html
+    assert "stopped after 5 s" in feedback_page(course, "infinite_loop")
     subprocess.run([str(NBGRADER), "export"], cwd=course, env=env, check=True,
                    capture_output=True)
     lines = (course / "grades.csv").read_text().splitlines()

@@ -87,6 +87,11 @@ def _with(**changes):
     return build
 
 
+def _all_wrong(tampering: str):
+    """A submission: every function wrong, plus code that tries to make the tests pass anyway."""
+    return _with(mean_rows=WRONG_MEAN + tampering, rel_error=WRONG_REL, apply_rows=WRONG_APPLY)
+
+
 def _edit(edit):
     """A submission: honest answers, then ``edit(cells)`` changes the cell list."""
     def build(release, answers, course):
@@ -142,24 +147,21 @@ CASES = {
     "cell_type_changed": dict(points=3, build=_edit(_retype)),
     "test_edited_to_pass": dict(points=3, build=lambda release, answers, course: _test_pass(
         release, answers)),
-    "redefines_helpers": dict(points=0, build=_with(
-        mean_rows=WRONG_MEAN + "import builtins\nimport numpy as np\nfrom aecourse import grading\n"
+    "redefines_helpers": dict(points=0, build=_all_wrong(
+        "import builtins\nimport numpy as np\nfrom aecourse import grading\n"
         "grading.assert_close = lambda *args, **kwargs: None\n"
         "grading.assert_true = lambda *args, **kwargs: None\n"
         "np.allclose = lambda *args, **kwargs: True\n"
-        "builtins.AssertionError = type('Quiet', (Exception,), {})\n",
-        rel_error=WRONG_REL, apply_rows=WRONG_APPLY)),
-    "hooks_later_cells": dict(points=0, build=_with(
-        mean_rows=WRONG_MEAN + "import sys\ntry:\n    get_ipython().input_transformers_cleanup"
+        "builtins.AssertionError = type('Quiet', (Exception,), {})\n")),
+    "hooks_later_cells": dict(points=0, build=_all_wrong(
+        "import sys\ntry:\n    get_ipython().input_transformers_cleanup"
         ".append(lambda lines: ['pass\\n'])\nexcept NameError:\n    pass\n"
-        "sys.settrace(lambda *args: None)\n",
-        rel_error=WRONG_REL, apply_rows=WRONG_APPLY)),
-    "hides_tracebacks": dict(points=0, build=_with(
-        mean_rows=WRONG_MEAN + "import sys, traceback\ntry:\n    ip = get_ipython()\n"
+        "sys.settrace(lambda *args: None)\n")),
+    "hides_tracebacks": dict(points=0, build=_all_wrong(
+        "import sys, traceback\ntry:\n    ip = get_ipython()\n"
         "    ip.showtraceback = lambda *args, **kwargs: None\n"
         "    ip._showtraceback = lambda *args, **kwargs: None\nexcept NameError:\n    pass\n"
-        "sys.excepthook = lambda *args: None\ntraceback.print_exc = lambda *args, **kwargs: None\n",
-        rel_error=WRONG_REL, apply_rows=WRONG_APPLY)),
+        "sys.excepthook = lambda *args: None\ntraceback.print_exc = lambda *args, **kwargs: None\n")),
     "reads_solutions": dict(points=3, build=_with(rel_error=(
         "import json\nimport numpy as np\ndef rel_error(a, b):\n    try:\n"
         "        nb = json.load(open('{COURSE}/solutions/hw/hw.ipynb'))\n"
@@ -288,12 +290,11 @@ CASES.update({
         "fake = types.ModuleType('aecourse.grading')\nfake.__dict__.update(vars(grading))\n"
         "fake.disabled = lambda *names, **kwargs: contextlib.nullcontext()\n"
         "sys.modules['aecourse.grading'] = fake\naecourse.grading = fake\n" + DELEGATE))),
-    "fake_grading_name": dict(points=0, build=_with(
-        mean_rows=WRONG_MEAN + "import contextlib\nclass grading:\n"
+    "fake_grading_name": dict(points=0, build=_all_wrong(
+        "import contextlib\nclass grading:\n"
         "    assert_close = staticmethod(lambda *args, **kwargs: None)\n"
         "    assert_true = staticmethod(lambda *args, **kwargs: None)\n"
-        "    disabled = staticmethod(lambda *args, **kwargs: contextlib.nullcontext())\n",
-        rel_error=WRONG_REL, apply_rows=WRONG_APPLY)),
+        "    disabled = staticmethod(lambda *args, **kwargs: contextlib.nullcontext())\n")),
     # --- links in the submission folder are never read through
     "reads_links": dict(points=6, note=True, build=_with(mean_rows=READS_LINKS),
                         folder=_links(**LINKS)),
