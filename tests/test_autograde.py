@@ -130,8 +130,10 @@ def auto_points(cells: dict) -> float:
 
 
 def digest(folder: Path) -> dict:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    """path -> hash of every file under ``folder``; a symbolic link -> its target."""
+    return {str(p.relative_to(folder)): os.readlink(p) if p.is_symlink()
+            else hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_symlink() or p.is_file()}
 
 
 class Listener:
