@@ -92,8 +92,7 @@ def test_an_unprivileged_user_gets_one_warning_and_the_right_grades(user):
     env = {"HOME": str(home), "PATH": f"{aecourse.parent}:/usr/bin:/bin", "TQDM_DISABLE": "1",
            "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1"}
     done = subprocess.run([*as_user, str(aecourse), "grade", "hw", "--timeout", "5", "--jobs",
-                           "2", "--memory", "1024"], cwd=course, env=env, capture_output=True,
-                          text=True, timeout=600)
+                           "2"], cwd=course, env=env, capture_output=True, text=True, timeout=600)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]
     warnings = [line for line in output.splitlines() if "warning" in line.lower()]
