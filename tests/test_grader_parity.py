@@ -136,8 +136,9 @@ def graded(tmp_path_factory):
     for assignment in SCENARIOS:
         results[assignment] = {"nbgrader": scores(courses["nbgrader"], assignment)}
         try:       # one failing scenario must not hide the others
-            run([str(BIN / "aecourse"), "grade", assignment, "--jobs", "2", "--timeout",
-                 str(TIMEOUT)], courses["aecourse"], timeout=120)
+            results[assignment]["output"] = run(
+                [str(BIN / "aecourse"), "grade", assignment, "--jobs", "2", "--timeout",
+                 str(TIMEOUT)], courses["aecourse"], timeout=120).stdout
         except (AssertionError, subprocess.TimeoutExpired) as error:
             results[assignment]["failed"] = str(error)[-3000:]
         results[assignment]["aecourse"] = scores(courses["aecourse"], assignment)
@@ -172,3 +173,10 @@ def test_cheat_fixtures_get_no_more_than_nbgrader_gives_them(graded, assignment)
             more = {cell: (ours[cell], theirs[cell]) for cell in theirs
                     if (ours[cell] or 0) > (theirs[cell] or 0)}
             assert not more, f"{assignment}/{student}: more than nbgrader on {more}"
+
+
+def test_a_source_cell_that_never_ends_is_a_note_not_a_hang(graded):
+    # infinite-loop.ipynb is an instructor's cell (not graded) that loops for ever: nbgrader
+    # records the time-out and goes on; aecourse grade must too, and say so.
+    assert "failed" not in graded["infinite_loop"], graded["infinite_loop"].get("failed")
+    assert "same: " in graded["infinite_loop"]["output"]
