@@ -8,7 +8,8 @@ module          owns
 ``run``         grading one submission (a plain function of plain data)
 ``session``     one worker's life: requests under deadlines, callbacks, restarts
 ``process``     forking, confining and stopping a worker process
-``isolation``   limits, the mount plan, users, namespaces, cgroups, rlimits
+``isolation``   limits, the mount plan, users, namespaces, rlimits
+``cgroups``     memory and process cgroups of a worker
 ``worker``      the student side: bootstrap, then serving requests
 ``guard``       the delegation guard and audit hook installed in the worker
 ``protocol``    the one framed channel (pickle in, JSON + .npy out)

@@ -21,7 +21,7 @@ import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aecourse.grader import files, flags, gradebook, isolation, notebooks
+from aecourse.grader import cgroups, files, flags, gradebook, isolation, notebooks
 from aecourse.grader.process import Spawn, spawn
 from aecourse.grader.session import Overrun, Remote, Session, StudentError, WorkerDied, alarm
 
@@ -240,7 +240,7 @@ def grade_submission(task: Task) -> SubmissionResult:
     finally:
         for name, session in sessions.items():
             session.close()
-            isolation.remove_cgroups(f"{os.getpid()}-{name}")
+            cgroups.remove_cgroups(f"{os.getpid()}-{name}")
         shutil.rmtree(scratch, ignore_errors=True)
     result.output = notebooks.clean(result.output)
     result.flags = sorted(set(result.flags))

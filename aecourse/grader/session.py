@@ -75,8 +75,7 @@ class Session:
         self.callbacks: dict[int, object] = {}
         self.namespace: dict = {}          # the test namespace (for grading.replaced)
         self.student_names: set[str] = set()
-        self.death: str | None = None
-        self.output = bytearray()
+        self.death, self.output = None, bytearray()
 
     def begin_cell(self) -> None:
         self.cell_deadline = min(time.monotonic() + self.limits.timeout,
