@@ -8,9 +8,10 @@ Run from the repository root::
 (a) One course with ``--n`` submissions of one assignment (the filled-in solution and the bug
     variants of ``tests/assignments/bugs_<ps>.py``, cycled), graded in one run by plain
     ``nbgrader autograde`` and by ``aecourse grade --jobs N`` (separate copies of the course).
-    Goal: aecourse grade >= 1.6x faster on 2 cores. The two gradebooks must agree.
-(b) Per-submission cost: ``aecourse grade --jobs 1`` on 3 submissions (per submission) versus
-    executing the solution notebook bare with nbclient (mean of 3). Goal <= 1.5x.
+    Goal: aecourse grade >= 2.5x faster on 2 cores. The two gradebooks must agree.
+(b) Per-submission cost: ``aecourse grade --jobs 1`` on one submission (the whole command:
+    start-up, forkserver, writing) versus executing the solution notebook bare with nbclient;
+    the two are interleaved, 3 rounds, and the minimum of each is compared. Goal <= 1.0x.
 (c) The hostile corpus of ``tests/hostile`` graded by plain nbgrader (one student per run, each
     in its own copy of the course, the nbgrader process under a 2 GB data limit so that a
     memory bomb cannot take the machine down) and by ``aecourse grade``: points per case.
@@ -100,28 +101,27 @@ def throughput(args, tmp: Path) -> list[tuple]:
     ours = [str(BIN / "aecourse"), "grade", args.assignment, "--timeout", "600"]
     t_plain = run(nbgrader, copies["plain"])
     t_ours = run([*ours, "--jobs", str(args.jobs)], copies["ours"])
-    t_single = run([*ours, "--jobs", "1", "--student", "s00", "s01", "s02"],
-                   copies["single"]) / 3
-    bare = []
+    single, bare = [], []
     notebook = harness.submission(release, source_nb, None)
     import nbclient
-    for _ in range(3):
+    for _ in range(3):                     # interleaved: both see the same machine load
+        single.append(run([*ours, "--jobs", "1", "--student", "s00"], copies["single"]))
         start = time.perf_counter()
         nbclient.NotebookClient(nbformat.from_dict(notebook), timeout=600,
                                 kernel_name="python3",
                                 resources={"metadata": {"path": str(tmp)}}).execute()
         bare.append(time.perf_counter() - start)
-    t_bare = sum(bare) / len(bare)
+    t_single, t_bare = min(single), min(bare)
     plain_scores = scores(copies["plain"], args.assignment)
     our_scores = scores(copies["ours"], args.assignment)
     disagree = sorted(s for s in plain_scores if plain_scores[s] != our_scores.get(s))
     return [
         (f"plain nbgrader autograde, {args.n} submissions", f"{t_plain:.1f} s", ""),
         (f"aecourse grade --jobs {args.jobs}, {args.n} submissions", f"{t_ours:.1f} s",
-         f"speed-up {t_plain / t_ours:.2f}x (goal >= 1.6x)"),
-        ("aecourse grade --jobs 1, per submission", f"{t_single:.1f} s",
-         f"{t_single / t_bare:.2f}x bare (goal <= 1.5x)"),
-        ("bare nbclient execution of the solution", f"{t_bare:.1f} s", ""),
+         f"speed-up {t_plain / t_ours:.2f}x (goal >= 2.5x)"),
+        ("aecourse grade --jobs 1, one submission (min of 3)", f"{t_single:.1f} s",
+         f"{t_single / t_bare:.2f}x bare (goal <= 1.0x)"),
+        ("bare nbclient execution of the solution (min of 3)", f"{t_bare:.1f} s", ""),
         ("students where the two gradebooks disagree", str(len(disagree)),
          ", ".join(disagree[:5])),
     ]

@@ -26,8 +26,10 @@ from aecourse.grader.run import CellResult, NotebookResult, SubmissionResult, Ta
 
 __all__ = ["Batch", "safe_csv"]
 
-PRELOAD = ["numpy", "torch", "aecourse", "aecourse.grading", "aecourse.grader.run",
-           "aecourse.grader.worker", "aecourse.grader.batch"]
+PRELOAD = ["numpy", "torch", "aecourse.data", "aecourse.models", "aecourse.losses",
+           "aecourse.scratch", "aecourse.gradcheck", "aecourse.pca", "aecourse.train",
+           "aecourse.plots", "aecourse.grading", "aecourse.grader.run", "aecourse.grader.worker",
+           "aecourse.grader.batch", "nbgrader.api"]
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 

@@ -11,7 +11,7 @@ import os
 import stat
 from pathlib import Path
 
-__all__ = ["collect_files", "write_files"]
+__all__ = ["collect_files", "write_files", "read_file"]
 
 
 def collect_files(folder: Path, max_bytes: int) -> tuple[list, list[str]]:
@@ -65,3 +65,16 @@ def write_files(work: Path, files: list, uid: int | None) -> None:
         for path in [work, *work.rglob("*")]:
             os.lchown(path, uid, uid)
         os.chmod(work, 0o700)
+
+
+def read_file(path: Path, limit: int) -> bytes | None:
+    """At most ``limit`` bytes of the regular file ``path``; None if it is a link, missing, or
+    not a regular file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return handle.read(limit)

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import warnings
 from pathlib import Path
 
 from aecourse.grader import notebooks
+from aecourse.grader.files import read_file
 
-__all__ = ["write_result", "read_timestamp"]
+__all__ = ["write_result", "read_timestamp", "stored_tests"]
 
 
 @contextlib.contextmanager
@@ -27,16 +27,26 @@ def _quiet():
         yield
 
 
+def stored_tests(db_url: str, course_id: str, assignment: str, notebook: str) -> dict:
+    """grade_id -> source of each test cell as ``nbgrader generate_assignment`` stored it
+    (autotests instantiated, hidden tests kept): what ``nbgrader autograde`` runs too."""
+    from nbgrader.api import Gradebook, MissingEntry
+    try:
+        with Gradebook(db_url, course_id=course_id) as gb, _quiet():
+            cells = gb.find_notebook(notebook, assignment).source_cells
+            return {c.name: c.source for c in cells if c.cell_type == "code" and c.source}
+    except MissingEntry:
+        return {}
+
+
 def read_timestamp(folder: Path) -> tuple[str | None, str | None, list[str]]:
     """``timestamp.txt`` of a submission: (text, parsed as nbgrader does it, notes)."""
     from nbgrader.utils import parse_utc
-    path = folder / "timestamp.txt"
-    if path.is_symlink() or not path.is_file():
+    data = read_file(folder / "timestamp.txt", 4096)
+    if data is None:
         return None, None, []
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        with os.fdopen(fd, "rb") as handle:
-            text = notebooks.clean(handle.read(4096).decode("utf-8", "replace")).strip()
+        text = notebooks.clean(data.decode("utf-8", "replace")).strip()
         return text, parse_utc(text), []
     except Exception as error:  # noqa: BLE001  (any content is the student's)
         return None, None, [f"timestamp.txt does not parse as a time ({type(error).__name__}); "

@@ -17,6 +17,7 @@ import resource
 from dataclasses import dataclass
 from pathlib import Path
 
+from aecourse.grader.cgroups import join_cgroups
 from aecourse.grader.files import write_files
 
 __all__ = ["Limits", "mount_plan", "uid_for_slot", "isolate", "is_root"]
@@ -147,35 +148,6 @@ def apply_mounts(plan: list[tuple]) -> None:
             raise ValueError(f"unknown mount operation {op!r}")
 
 
-def _cgroup(name: str, limits: Limits) -> None:
-    """Join a fresh memory and pids cgroup (v1 or v2) when one is writable."""
-    settings = {"memory": {"memory.limit_in_bytes": limits.memory * 2**20},
-                "pids": {"pids.max": limits.nproc},
-                "unified": {"memory.max": limits.memory * 2**20, "pids.max": limits.nproc}}
-    for controller, values in settings.items():
-        base = Path("/sys/fs/cgroup") / controller
-        if not os.access(base, os.W_OK) or (controller == "unified"
-                                            and not (base / "cgroup.subtree_control").exists()):
-            continue
-        group = base / "aecourse" / name
-        try:
-            group.mkdir(parents=True, exist_ok=True)
-            for key, value in values.items():
-                if (group / key).exists():
-                    (group / key).write_text(str(value))
-            (group / "cgroup.procs").write_text(str(os.getpid()))
-        except OSError:
-            continue
-
-
-def remove_cgroups(name: str) -> None:
-    for controller in ("memory", "pids", "unified"):
-        try:
-            (Path("/sys/fs/cgroup") / controller / "aecourse" / name).rmdir()
-        except OSError:
-            pass
-
-
 def _rlimits(limits: Limits, own_user: bool) -> None:
     with open("/proc/self/statm") as handle:                 # address space already mapped
         mapped = int(handle.read().split()[0]) * resource.getpagesize()
@@ -223,7 +195,7 @@ def isolate(*, plan: list | None, files: list, work: Path, uid: int | None, limi
     libc = _libc()
     if plan is not None:
         if cgroup:
-            _cgroup(cgroup, limits)
+            join_cgroups(cgroup, memory_mb=limits.memory, nproc=limits.nproc)
         _check(libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS
                             | CLONE_NEWPID), "unshare")
         _wait_in_parent(os.fork())                           # outside: waits, reports

@@ -1,11 +1,10 @@
 """One worker's life, seen from the grader: requests under deadlines, callbacks, restarts.
 
-Every request is bounded by the current cell's deadline and the submission's: a cell that makes
-many small requests (a returned object whose every attribute is a new request) or triggers
-grader-side callbacks still ends at its deadline. Callbacks (functions a test passes to the
-student's code, and the delegation guard's question "is this function disabled now?") run here
-under the same deadline, with their results size-limited. A worker that dies is restarted (a
-fresh interpreter) and the cells it ran are replayed, at most ``limits.restarts`` times.
+Every request is bounded by the current cell's deadline and the submission's, so a cell making
+many small requests, or triggering grader-side callbacks, still ends at its deadline. Callbacks
+(functions a test passes to the student's code; the guard's "is this disabled now?") run here
+under the same deadline, their results size-limited. A dead worker is restarted (a fresh
+interpreter) and its cells replayed, at most ``limits.restarts`` times.
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ class WorkerDied(RuntimeError):
 
 
 class StudentError(RuntimeError):
-    """The student's code raised; the message carries its own traceback."""
+    """The student's code raised (the message carries its traceback), or answered nonsense."""
 
 
 class Overrun(BaseException):
@@ -43,8 +42,7 @@ def alarm(seconds: float, what: str):
     def fire(signum, frame):
         raise Overrun(f"{what} did not finish within {seconds:g} s")
 
-    outer_left, _ = signal.getitimer(signal.ITIMER_REAL)
-    started = time.monotonic()
+    outer_left, started = signal.getitimer(signal.ITIMER_REAL)[0], time.monotonic()
     previous = signal.signal(signal.SIGALRM, fire if not outer_left or seconds < outer_left
                              else signal.getsignal(signal.SIGALRM))
     signal.setitimer(signal.ITIMER_REAL, min(seconds, outer_left or seconds))
@@ -77,10 +75,8 @@ class Session:
         self.callbacks: dict[int, object] = {}
         self.namespace: dict = {}          # the test namespace (for grading.replaced)
         self.student_names: set[str] = set()
-        self.death: str | None = None
-        self.output = bytearray()
+        self.death, self.output = None, bytearray()
 
-    # -- deadlines
     def begin_cell(self) -> None:
         self.cell_deadline = min(time.monotonic() + self.limits.timeout,
                                  self.submission_deadline)
@@ -92,7 +88,6 @@ class Session:
         return (f"your code was stopped after {self.limits.timeout:g} s of wall-clock time in "
                 f"{what} (an endless loop, or far too slow)")
 
-    # -- process life
     def _died(self, what: str, reason: str | None = None) -> WorkerDied:
         status = None if reason else self.worker.wait(2)
         status = self.worker.kill() if status is None else status
@@ -130,13 +125,11 @@ class Session:
         if self.worker is not None:
             with contextlib.suppress(Exception):
                 self.worker.channel.send_pickle({"op": "quit"}, time.monotonic() + 1)
-            if self.worker.wait(1) is None:
-                self.worker.kill()
+            self.worker.wait(1)
             self.worker.kill()
             self.output += self.worker.output
             self.worker = None
 
-    # -- messages
     def _pickle_reference(self, obj):
         if isinstance(obj, Remote):
             reference, generation = object.__getattribute__(obj, "_where")[1:]
