@@ -816,6 +816,16 @@ def test_bad_settings_are_refused_with_what_was_expected(tmp_path, text, message
         publish.load_settings(path)
 
 
+@pytest.mark.parametrize("hub", ["", "https://hub.example.edu"])
+def test_the_student_config_points_at_the_release_and_has_a_hub_button_only_with_a_hub(hub):
+    settings = publish.Settings(SETTINGS.student_repository, "v9.9.9", hub)
+    config = yaml.safe_load(publish._student_config(REPO, settings))
+    assert config["repository"] == {"url": SETTINGS.student_repository, "branch": "v9.9.9",
+                                    "path_to_book": ""}
+    assert config["execute"]["execute_notebooks"] == "off"
+    assert config["launch_buttons"].get("jupyterhub_url", "") == hub
+
+
 def test_settings_template_the_release_with_the_version():
     import aecourse
 
