@@ -14,7 +14,6 @@ hidden tests). Students get the **student edition**, a tree built here into
    on a chosen Python (default: this one), and stores the outputs in the tree's notebooks.
 3. :func:`build_html` builds the book from the tree with Jupyter Book, which renders the
    stored outputs (no second execution) into ``_build/student/_build/html``.
-
 4. :func:`push` (``--push-only``) commits that tree to the public repository and tags it.
 
 Usage: ``python -m aecourse.publish [--out DIR] [--python PYTHON] [--no-html] [--push-only]``
@@ -435,8 +434,10 @@ def publish(root: Path, out: Path, *, python: str | os.PathLike = sys.executable
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="aecourse publish",
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="aecourse publish",
+        description="Build the student edition of the course into _build/student/: the tree, "
+                    "every chapter executed once, the HTML book (_build/student/_build/html).")
     parser.add_argument("--out", type=Path, default=None,
                         help="where to write the student edition (default: _build/student)")
     parser.add_argument("--python", default=sys.executable,

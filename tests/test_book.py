@@ -89,7 +89,7 @@ def test_where_the_book_is_published_is_set_in_course_yml_only():
     assert "repository" not in config, "the repository belongs in course.yml"
     assert "jupyterhub_url" not in config.get("launch_buttons", {})
     course = yaml.safe_load((REPO / "course.yml").read_text())
-    assert set(course) == {"student_repository", "release", "jupyterhub_url"}
+    assert set(course) == {"student_repository", "release", "jupyterhub_url", "instructor_pages"}
     assert "{version}" in course["release"], "the release tag follows aecourse.__version__"
     citation = (REPO / "CITATION.cff").read_text()
     assert not re.search(r"^(version|repository-code):", citation, flags=re.M), \

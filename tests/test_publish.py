@@ -197,13 +197,11 @@ def _normal(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def _found_in(region: str, text: str, public: str) -> bool:
-    """The region is in ``text``: whole, or at least half of its distinctive lines (two or
-    more). One line of a solution may be a formula that a chapter teaches."""
-    whole = _normal(region)
+def _found_in(whole: str, lines: list[str], text: str) -> bool:
+    """A secret region is in ``text``: whole, or at least half of its distinctive lines (two
+    or more). One line of a solution may be a formula that a chapter teaches."""
     if len(whole) >= 25 and whole in text:
         return True
-    lines = _distinctive_lines(region, public)
     return len(lines) >= 2 and 2 * sum(line in text for line in lines) >= len(lines)
 
 
@@ -231,11 +229,13 @@ def leaks(files: list[Path], public: str) -> list[str]:
     found = []
     texts = {path: _readable(path) for path in files
              if path.suffix not in (".png", ".jpg", ".svg", ".woff", ".woff2", ".ttf", ".ico",
-                                    ".eot", ".pickle", ".doctree", ".gz", ".zip")}
+                                    ".eot", ".pickle", ".doctree", ".gz", ".zip")
+             and "mathjax" not in path.parts}  # MathJax: vendored from a package, 6 MB
     for name, regions in secrets().items():
         for region in regions:
+            whole, lines = _normal(region), _distinctive_lines(region, public)
             found += [f"{name} is in {path}" for path, text in texts.items()
-                      if _found_in(region, text, public)]
+                      if _found_in(whole, lines, text)]
     for path, text in texts.items():
         for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS"):
             if marker in text:
@@ -498,8 +498,13 @@ def server(site):
         def log_message(self, *args):
             pass
 
+    class Server(http.server.ThreadingHTTPServer):
+        def handle_error(self, request, client_address):
+            if not isinstance(sys.exc_info()[1], ConnectionError):
+                super().handle_error(request, client_address)  # a tab closed: not an error
+
     handler = functools.partial(Handler, directory=str(site))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd = Server(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}{SITE_PREFIX}", requests
@@ -715,6 +720,26 @@ def test_search_finds_the_chapters_under_a_sub_path(browser, server):
         f"searching 'denoising' did not find chapter 6b: {results[:10]}")
 
 
+@pytest.mark.parametrize("installed", [True, False])
+def test_the_colab_lines_install_the_release_only_where_the_library_is_missing(monkeypatch,
+                                                                                installed):
+    import importlib.util
+
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda *args, **kwargs: calls.append((args, kwargs)))
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name: object() if installed or name != "aecourse" else None)
+    cell = publish._with_install_cell("after = True", SETTINGS)
+    namespace = {}
+    exec(compile(cell, "first cell", "exec"), namespace)  # pip itself never runs here
+    assert namespace["after"], "the chapter's own first cell did not run after the lines"
+    if installed:
+        assert calls == []
+    else:
+        assert calls == [(([sys.executable, "-m", "pip", "install", "--quiet",
+                            SETTINGS.package],), {"check": True})]
+
+
 # ------------------------------------------------------------------------- deploy and push
 def _run_commands(steps) -> str:
     return "\n".join(str(step.get("run", "")) for step in steps)
@@ -789,6 +814,16 @@ def test_bad_settings_are_refused_with_what_was_expected(tmp_path, text, message
     path.write_text(text)
     with pytest.raises(publish.PublishError, match=message):
         publish.load_settings(path)
+
+
+@pytest.mark.parametrize("hub", ["", "https://hub.example.edu"])
+def test_the_student_config_points_at_the_release_and_has_a_hub_button_only_with_a_hub(hub):
+    settings = publish.Settings(SETTINGS.student_repository, "v9.9.9", hub)
+    config = yaml.safe_load(publish._student_config(REPO, settings))
+    assert config["repository"] == {"url": SETTINGS.student_repository, "branch": "v9.9.9",
+                                    "path_to_book": ""}
+    assert config["execute"]["execute_notebooks"] == "off"
+    assert config["launch_buttons"].get("jupyterhub_url", "") == hub
 
 
 def test_settings_template_the_release_with_the_version():
