@@ -217,13 +217,20 @@ def test_hub_listens_on_loopback_only(hub):
     assert 'c.JupyterHub.ip = "127.0.0.1"' in config
 
 
-def test_student_logs_in_fetches_the_assignment_and_has_no_formgrader(hub):
+def logged_in(hub, role):
+    """(client, user name, token) of ``role`` logged in with a running server (timed)."""
     client, users, password, timings, _ = hub
-    name = users["stud"]
+    name = users[role]
     start = time.monotonic()
     token = client.login(name, password)
     client.start_server(name, token)
-    timings["student login + server ready"] = time.monotonic() - start
+    timings[f"{role}: login + server ready"] = time.monotonic() - start
+    return client, name, token
+
+
+def test_student_logs_in_fetches_the_assignment_and_has_no_formgrader(hub):
+    client, name, token = logged_in(hub, "stud")
+    timings = hub[3]
 
     out = run_code(client, name, token, "import aecourse, nbgrader; print(aecourse.__file__)")
     assert out.strip() == str(ROOT / "aecourse" / "__init__.py"), out
@@ -255,12 +262,7 @@ def test_student_logs_in_fetches_the_assignment_and_has_no_formgrader(hub):
 
 
 def test_instructor_has_formgrader(hub):
-    client, users, password, timings, _ = hub
-    name = users["inst"]
-    start = time.monotonic()
-    token = client.login(name, password)
-    client.start_server(name, token)
-    timings["instructor login + server ready"] = time.monotonic() - start
+    client, name, token = logged_in(hub, "inst")
     status, text = client.request("GET", f"/user/{name}/formgrader", token=token)
     assert status == 200, text
     assert client.request("GET", f"/user/{name}/formgraders", token=token)[0] == 200

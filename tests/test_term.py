@@ -408,3 +408,16 @@ def test_make_grade_passes_options_through_and_works_with_an_existing_environmen
     assert make("ARGS=--jobs 2 --student alice", "BIN=/opt/env/bin", "STAMP=") == \
         ["/opt/env/bin/aecourse grade ps1 --jobs 2 --student alice"]
     assert make("VENV=/opt/env")[-1].rstrip() == "/opt/env/bin/aecourse grade ps1"
+
+
+@pytest.mark.slow
+def test_validate_shows_whole_messages_and_exits_0_even_on_failure(tmp_path):
+    message = "expected the sum of a and b; " * 10  # 290 characters: more than nbgrader's 90
+    shutil.copy(ROOT / "nbgrader_config.py", tmp_path)
+    nb = nbformat.v4.new_notebook(cells=[cell(f"assert 1 == 2, {message!r}", "t", points=1)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nbformat.write(nb, tmp_path / "hw.ipynb")
+    result = run_nbgrader(tmp_path, "validate", "hw.ipynb")  # check=True: exit status 0
+    assert "VALIDATION FAILED ON 1 CELL(S)!" in result.stdout
+    assert message.strip() in result.stdout

@@ -63,10 +63,16 @@ def class_accounts(roles, *, group_role=None):
 
 
 def _blocked(path):
-    """The ancestors of ``path`` that other users cannot traverse (no ``o+x``)."""
+    """The ancestors of ``path`` that other users cannot traverse (no ``o+x``), and root's home.
+
+    Root's home counts even when it is traversable now: a test elsewhere may be opening it for a
+    moment, and a process started in that moment would lose its standard library mid-run.
+    """
     parts = os.path.realpath(path).split(os.sep)[1:]
     folders = [os.sep + os.path.join(*parts[:i]) for i in range(1, len(parts))]
-    return [folder for folder in folders if not os.stat(folder).st_mode & 0o001]
+    root_home = os.path.realpath(os.path.expanduser("~root"))
+    return [folder for folder in folders
+            if not os.stat(folder).st_mode & 0o001 or folder == root_home]
 
 
 def reachable(args, park, keep=()):

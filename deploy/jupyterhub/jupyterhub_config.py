@@ -23,11 +23,12 @@ c = get_config()  # noqa: F821  (provided by JupyterHub when it loads this file)
 HERE = os.path.dirname(os.path.abspath(__file__))
 INSTRUCTORS_GROUP = os.environ.get("AECOURSE_INSTRUCTORS_GROUP", "aecourse-instructors")
 
-# Authentication: the machine's Unix accounts (PAM). Allow the class, name the admins.
-# Behind a university login, use an OAuth/LTI authenticator instead (same Unix user names).
+# Authentication: the machine's Unix accounts (PAM), members of the class's two groups only
+# (JupyterHub 5 lets nobody in unless told whom). Behind a university login, use an OAuth/LTI
+# authenticator instead, with the same user names.
+STUDENTS_GROUP = os.environ.get("AECOURSE_STUDENTS_GROUP", "aecourse-students")
 c.JupyterHub.authenticator_class = "pam"
-c.Authenticator.allow_existing_users = True
-# c.Authenticator.allowed_users = {"alice", "bob"}
+c.LocalAuthenticator.allowed_groups = {STUDENTS_GROUP, INSTRUCTORS_GROUP}
 # c.Authenticator.admin_users = {"instructor"}
 
 # Listen on this machine only; put a TLS reverse proxy (nginx, Caddy) in front of it.
