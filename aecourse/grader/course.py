@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from aecourse.grader import isolation
+from aecourse.grader import isolation, late, ownership
 from aecourse.grader.batch import Batch
 from aecourse.grader.run import Task
 
@@ -122,7 +122,8 @@ def main(argv=None) -> int:
         parser.error(f"{args.assignment} is not in the gradebook ({config['db_url']}); run "
                      f"`aecourse release {args.assignment}` first.")
     config.update(source=str(source),
-                  release=str(Path(config["release_root"]) / args.assignment))
+                  release=str(Path(config["release_root"]) / args.assignment),
+                  nbgrader=late.course_config(course))
     if not isolation.is_root():
         print("aecourse grade: WARNING: not root: submissions run as separate processes with "
               "resource limits only, NOT isolated from the network, the gradebook or other "
@@ -133,6 +134,7 @@ def main(argv=None) -> int:
     batch.run()
     report = Path(config["autograded"]) / f"aecourse_report_{args.assignment}.csv"
     batch.write_report(report)
+    ownership.hand_back(config["course"])      # run as root: the files go back to the course
     print(batch.summary())
     print(f"{len(batch.results)} submissions graded in {time.monotonic() - started:.1f} s; "
           f"details in {report}")

@@ -53,6 +53,18 @@ def read_timestamp(folder: Path) -> tuple[str | None, str | None, list[str]]:
                             "treated as on time"]
 
 
+def copy_secret(submitted: Path, autograded: Path) -> None:
+    """Copy ``submission_secret.txt`` as ``nbgrader autograde`` does: ``nbgrader
+    release_feedback`` reads it from ``autograded/<student>/<ps>/`` (a regular file only,
+    never through a link)."""
+    path = submitted / "submission_secret.txt"
+    if path.is_symlink() or not path.is_file():
+        return
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as handle:
+        (autograded / path.name).write_bytes(handle.read(4096))
+
+
 def write_result(result, config: dict) -> list[str]:
     """Write a :class:`~aecourse.grader.run.SubmissionResult`'s autograded notebooks and
     replace this student's scores; returns notes to add (e.g. on the timestamp)."""
@@ -65,6 +77,7 @@ def write_result(result, config: dict) -> list[str]:
     text, timestamp, notes = read_timestamp(Path(config["submitted"]) / student / ps)
     if timestamp is not None:
         (folder / "timestamp.txt").write_text(text + "\n", encoding="utf-8")
+    copy_secret(Path(config["submitted"]) / student / ps, folder)
     with Gradebook(config["db_url"], course_id=config["course_id"]) as gb, _quiet():
         gb.update_or_create_student(student)
         gb.update_or_create_submission(ps, student,
@@ -75,6 +88,12 @@ def write_result(result, config: dict) -> list[str]:
                                                                encoding="utf-8")
             _grades(gb, config, notebook, ps, student, flagged=bool(result.flags))
         gb.db.commit()
+        # the course's late-submission policy, exactly as nbgrader autograde applies it
+        seconds_late, penalty = late.apply_late_penalties(
+            gb, ps, student, config.get("nbgrader") or late.course_config(config["course"]))
+    if seconds_late > 0:
+        notes.append(f"late by {seconds_late / 3600:.1f} h: penalty {penalty:g} points "
+                     "(the course's late-submission policy)")
     return notes
 
 
