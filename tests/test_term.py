@@ -246,7 +246,7 @@ def term():
                                        park=users["park"], env=student_env)
 
         inst("generate", "-m", "nbgrader", "generate_assignment", "tiny")
-        inst("roster", "-m", "aecourse.grader.lms", "roster", "import", "students.csv")
+        inst("roster", "-m", "aecourse.cli", "roster", "import", "students.csv")
         inst("release", "-m", "nbgrader", "release_assignment", "tiny")
         for who in WORK:
             student("fetch", who, "-m", "nbgrader", "fetch_assignment", "tiny")
@@ -270,7 +270,7 @@ def term():
         inst("release_feedback", "-m", "nbgrader", "release_feedback", "tiny")
         for who in WORK:
             student("fetch_feedback", who, "-m", "nbgrader", "fetch_feedback", "tiny")
-        inst("export", "-m", "aecourse.grader.lms", "export", "--format", "canvas")
+        inst("export", "-m", "aecourse.cli", "export", "--format", "canvas")
         for who in WORK:
             others = [w for w in WORK if w != who]
             paths = [exchange / "aecourse" / "inbound", exchange / "aecourse" / "feedback",
