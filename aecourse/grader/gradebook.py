@@ -14,10 +14,10 @@ import shutil
 import warnings
 from pathlib import Path
 
-from aecourse.grader import notebooks
+from aecourse.grader import late, notebooks
 from aecourse.grader.files import read_file
 
-__all__ = ["write_result", "read_timestamp", "stored_tests"]
+__all__ = ["write_result", "read_timestamp", "stored_tests", "copy_secret"]
 
 
 @contextlib.contextmanager
@@ -57,12 +57,9 @@ def copy_secret(submitted: Path, autograded: Path) -> None:
     """Copy ``submission_secret.txt`` as ``nbgrader autograde`` does: ``nbgrader
     release_feedback`` reads it from ``autograded/<student>/<ps>/`` (a regular file only,
     never through a link)."""
-    path = submitted / "submission_secret.txt"
-    if path.is_symlink() or not path.is_file():
-        return
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    with os.fdopen(fd, "rb") as handle:
-        (autograded / path.name).write_bytes(handle.read(4096))
+    data = read_file(submitted / "submission_secret.txt", 4096)
+    if data is not None:
+        (autograded / "submission_secret.txt").write_bytes(data)
 
 
 def write_result(result, config: dict) -> list[str]:
