@@ -105,3 +105,17 @@ def test_replaced_student_names_are_sent_as_callbacks(session):
         assert uses(1) == 20
     assert uses(1) == -10
     assert run(session, "assert 'expected' not in globals()") is None
+
+
+def test_grading_says_what_is_disabled_and_replaced_right_now():
+    namespace = {"f": 1}
+    assert grading.active_disabled() == {} and grading.active_replacements(namespace) == {}
+    with grading.disabled("gradcheck.rel_error", graded="outer"):
+        with grading.disabled("gradcheck.rel_error", graded="inner"), \
+                grading.replaced(namespace, f=2, g=3):
+            assert "inner" in grading.active_disabled()["aecourse.gradcheck.rel_error"]
+            assert grading.active_replacements(namespace) == {"f": 2, "g": 3}
+            assert grading.active_replacements({}) == {}
+        assert "outer" in grading.active_disabled()["aecourse.gradcheck.rel_error"]
+        assert grading.active_replacements(namespace) == {}
+    assert grading.active_disabled() == {} and namespace == {"f": 1}
