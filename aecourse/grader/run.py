@@ -144,7 +144,7 @@ def grade_notebook(name: str, source: dict, submission, session: Session, limits
                 _trusted(cell.source, namespace, f"setup {cell.grade_id}", limits.timeout)
             except BaseException as error:  # noqa: BLE001  (a note, never a crash)
                 notes.append(f"setup cell {cell.grade_id or cell.index!r} failed in the "
-                             f"grader: {_failure(error)[:300]}")
+                             f"grader: {(_failure(error) + chr(10)).splitlines()[0][:300]}")
             session.begin_cell()                 # may fail there, e.g. on a name a test
             session.execute(cell.source, cell.grade_id or f"setup {cell.index}")  # defined
         elif cell.kind == "answer":
