@@ -125,7 +125,7 @@ def grade_notebook(name: str, source: dict, submission, session: Session, limits
     """Run one notebook (answers in the worker, tests here); results and notes."""
     cells, namespace, installed, results = notebooks.source_cells(source), {}, {}, []
     namespace["__name__"] = "__aecourse_test__"
-    session.namespace = namespace
+    session.namespace, session.bound = namespace, installed
     notes = submission.notes
     session.start()
 
