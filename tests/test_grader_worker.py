@@ -105,3 +105,36 @@ def test_replaced_student_names_are_sent_as_callbacks(session):
         assert uses(1) == 20
     assert uses(1) == -10
     assert run(session, "assert 'expected' not in globals()") is None
+
+
+def test_grading_says_what_is_disabled_and_replaced_right_now():
+    namespace = {"f": 1}
+    assert grading.active_disabled() == {} and grading.active_replacements(namespace) == {}
+    with grading.disabled("gradcheck.rel_error", graded="outer"):
+        with grading.disabled("gradcheck.rel_error", graded="inner"), \
+                grading.replaced(namespace, f=2, g=3):
+            assert "inner" in grading.active_disabled()["aecourse.gradcheck.rel_error"]
+            assert grading.active_replacements(namespace) == {"f": 2, "g": 3}
+            assert grading.active_replacements({}) == {}
+        assert "outer" in grading.active_disabled()["aecourse.gradcheck.rel_error"]
+        assert grading.active_replacements(namespace) == {}
+    assert grading.active_disabled() == {} and namespace == {"f": 1}
+
+
+def test_a_students_builtin_exception_can_be_caught_by_its_type(session):
+    run(session, "def check(n):\n    if n < 1:\n        raise ValueError('n must be >= 1')\n"
+                 "    return n\n")
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        Remote(session, ("global", "check"))(0)
+
+
+def test_a_name_a_test_deletes_is_hidden_from_the_students_code(session):
+    run(session, "def helper():\n    return 1\ndef uses():\n    return helper()\n")
+    namespace = {"helper": Remote(session, ("global", "helper"))}
+    session.namespace, session.bound = namespace, dict(namespace)
+    uses = Remote(session, ("global", "uses"))
+    del namespace["helper"]
+    with pytest.raises(NameError):
+        uses()
+    namespace["helper"] = session.bound["helper"]
+    assert uses() == 1

@@ -65,7 +65,7 @@ def tasks(assignment: str, config: dict, students, limits: isolation.Limits) -> 
     base = dict(assignment=assignment, course=config["course"], source=config["source"],
                 release=config["release"], submitted=config["submitted"],
                 hidden=hidden_paths(config), keep=tuple(str(Path(k).resolve()) for k in keep),
-                limits=limits)
+                limits=limits, db_url=config["db_url"], course_id=config["course_id"])
     return [Task(student=s, **base) for s in (list(students) if students else found)]
 
 

@@ -125,7 +125,7 @@ def grade_notebook(name: str, source: dict, submission, session: Session, limits
     """Run one notebook (answers in the worker, tests here); results and notes."""
     cells, namespace, installed, results = notebooks.source_cells(source), {}, {}, []
     namespace["__name__"] = "__aecourse_test__"
-    session.namespace = namespace
+    session.namespace, session.bound = namespace, installed
     notes = submission.notes
     session.start()
 
@@ -144,12 +144,9 @@ def grade_notebook(name: str, source: dict, submission, session: Session, limits
                 _trusted(cell.source, namespace, f"setup {cell.grade_id}", limits.timeout)
             except BaseException as error:  # noqa: BLE001  (a note, never a crash)
                 notes.append(f"setup cell {cell.grade_id or cell.index!r} failed in the "
-                             f"grader: {_failure(error)[:300]}")
-            session.begin_cell()
-            error = session.execute(cell.source, cell.grade_id or f"setup {cell.index}")
-            if error:
-                notes.append(f"setup cell {cell.grade_id or cell.index!r} failed in your "
-                             f"kernel: {error.splitlines()[0][:300] if error else ''}")
+                             f"grader: {(_failure(error) + chr(10)).splitlines()[0][:300]}")
+            session.begin_cell()                 # may fail there, e.g. on a name a test
+            session.execute(cell.source, cell.grade_id or f"setup {cell.index}")  # defined
         elif cell.kind == "answer":
             error = student(submission.answers.get(cell.grade_id, ""), cell.grade_id)
             results.append(CellResult(cell.grade_id, "answer", reason=error))

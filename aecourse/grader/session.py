@@ -18,6 +18,7 @@ import time
 import types
 
 from aecourse import grading
+from aecourse.grader.deadlines import Overrun, alarm
 from aecourse.grader.process import WorkerProcess, spawn
 from aecourse.grader.protocol import ProtocolError, decode
 
@@ -32,28 +33,17 @@ class StudentError(RuntimeError):
     """The student's code raised (the message carries its traceback), or answered nonsense."""
 
 
-class Overrun(BaseException):
-    """A wall-clock deadline passed in the grader's own (trusted) code."""
-
-
-@contextlib.contextmanager
-def alarm(seconds: float, what: str):
-    """Raise :class:`Overrun` in the main thread after ``seconds`` (nests: the earliest wins)."""
-    def fire(signum, frame):
-        raise Overrun(f"{what} did not finish within {seconds:g} s")
-
-    outer_left, started = signal.getitimer(signal.ITIMER_REAL)[0], time.monotonic()
-    previous = signal.signal(signal.SIGALRM, fire if not outer_left or seconds < outer_left
-                             else signal.getsignal(signal.SIGALRM))
-    signal.setitimer(signal.ITIMER_REAL, min(seconds, outer_left or seconds))
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-        if outer_left:
-            signal.setitimer(signal.ITIMER_REAL,
-                             max(1e-3, outer_left - (time.monotonic() - started)))
+def _student_error(type_name: str) -> type:
+    """StudentError, also an instance of the builtin exception the student's code raised
+    (``except ValueError`` in a test works as in one kernel)."""
+    import builtins
+    base = getattr(builtins, type_name, None)
+    if isinstance(base, type) and issubclass(base, Exception) and base is not StudentError:
+        try:
+            return type(type_name, (StudentError, base), {})
+        except TypeError:                          # e.g. OSError: another instance layout
+            pass
+    return StudentError
 
 
 def _importable(function) -> bool:
@@ -75,6 +65,7 @@ class Session:
         self.callbacks: dict[int, object] = {}
         self.namespace: dict = {}          # the test namespace (for grading.replaced)
         self.student_names: set[str] = set()
+        self.bound: dict = {}               # the student names bound in the test namespace
         self.death, self.output = None, bytearray()
 
     def begin_cell(self) -> None:
@@ -205,11 +196,14 @@ class Session:
         overrides = {name: value for name, value in
                      grading.active_replacements(self.namespace).items()
                      if name in self.student_names}
-        header, payloads = self._exchange({**message, "overrides": overrides}, what)
+        hidden = [name for name in self.bound if name not in self.namespace]   # a test's del
+        header, payloads = self._exchange({**message, "overrides": overrides,
+                                           "hidden": hidden}, what)
         if not header.get("ok"):
             error = header.get("error") or {}
-            raise StudentError(f"{error.get('type', 'Error')}: {error.get('message', '')}\n"
-                               f"{error.get('traceback', '')}")
+            raise _student_error(str(error.get("type", "Error")))(
+                f"{error.get('type', 'Error')}: {error.get('message', '')}\n"
+                f"{error.get('traceback', '')}")
         try:
             return decode(header.get("value"), payloads, self.make_handle)
         except ProtocolError as error:

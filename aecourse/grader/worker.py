@@ -85,7 +85,7 @@ class Worker:
             if op == "describe":
                 self._send({"ok": True}, self._describe(request["names"]), with_value=True)
                 return True
-            with self._overrides(request.get("overrides") or {}):
+            with self._overrides(request.get("overrides") or {}, request.get("hidden") or []):
                 value = self._apply(op, request)
             self._send({"ok": True}, value, with_value=True)
         except BaseException as error:  # noqa: BLE001  (includes SystemExit from student code)
@@ -95,10 +95,13 @@ class Worker:
         return True
 
     @contextlib.contextmanager
-    def _overrides(self, values: dict):
-        """The grader's replacements of student names (``grading.replaced``) for one request."""
+    def _overrides(self, values: dict, hidden: list):
+        """The grader's replacements of student names (``grading.replaced``), and the names a
+        test deleted, for one request."""
         missing = object()
-        saved = {name: self.namespace.get(name, missing) for name in values}
+        saved = {name: self.namespace.get(name, missing) for name in [*values, *hidden]}
+        for name in hidden:
+            self.namespace.pop(name, None)
         self.namespace.update(values)
         try:
             yield
