@@ -5,8 +5,7 @@ and still grade every student in a separate, resource-limited process. When the 
 root (CI), the test creates a system user for the run and removes it afterwards; the course
 is a copy owned by that user, and the test checks that the user can reach the virtual
 environment and the library (every directory above them searchable), fixing what is not for
-the length of the test (pytest's own temporary directory is private to root). When the suite
-already runs unprivileged, it grades as itself.
+the length of the test. When the suite already runs unprivileged, it grades as itself.
 """
 
 from __future__ import annotations
@@ -14,9 +13,11 @@ from __future__ import annotations
 import importlib.util
 import os
 import pwd
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -48,34 +49,39 @@ def _searchable_by_others(paths) -> list[tuple[Path, int]]:
 
 
 @pytest.fixture
-def user(tmp_path):
-    """(name, uid, gid) of a fresh system user, or of ourselves when we are not root."""
+def user():
+    """(name, uid, gid, a private directory of theirs): a fresh system user, or ourselves
+    when we are not root. Not pytest's ``tmp_path``: other pytest runs reset its parent to
+    mode 700 at any moment."""
+    work = Path(tempfile.mkdtemp(prefix="aecourse-unprivileged-"))
     if os.geteuid() != 0:
         me = pwd.getpwuid(os.geteuid())
-        yield me.pw_name, me.pw_uid, me.pw_gid
+        yield me.pw_name, me.pw_uid, me.pw_gid, work
+        shutil.rmtree(work, ignore_errors=True)
         return
     name = f"aecg{uuid.uuid4().hex[:8]}"
     subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
                     name], check=True, capture_output=True)
     changed = []
     try:
-        changed = _searchable_by_others([Path(sys.executable).parent, REPO / "aecourse",
-                                         tmp_path])
+        changed = _searchable_by_others([Path(sys.executable).parent, REPO / "aecourse", work])
         entry = pwd.getpwnam(name)
-        yield name, entry.pw_uid, entry.pw_gid
+        os.chown(work, entry.pw_uid, entry.pw_gid)
+        yield name, entry.pw_uid, entry.pw_gid, work
     finally:
         for folder, mode in reversed(changed):
             os.chmod(folder, mode)
         subprocess.run(["userdel", name], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
 
 
-def test_an_unprivileged_user_gets_one_warning_and_the_right_grades(tmp_path, user):
-    name, uid, gid = user
-    course = corpus.make_course(tmp_path / "course")
+def test_an_unprivileged_user_gets_one_warning_and_the_right_grades(user):
+    name, uid, gid, work = user
+    course = corpus.make_course(work / "course")
     corpus.submit(course, {student: corpus.CASES[student] for student in STUDENTS})
-    home = tmp_path / "home"
+    home = work / "home"
     home.mkdir()
-    for path in [tmp_path, course, home, *course.rglob("*"), *home.rglob("*")]:
+    for path in [course, home, *course.rglob("*")]:
         os.chown(path, uid, gid, follow_symlinks=False)
     as_user = [] if os.geteuid() != 0 else [
         "setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups"]
@@ -86,8 +92,7 @@ def test_an_unprivileged_user_gets_one_warning_and_the_right_grades(tmp_path, us
     env = {"HOME": str(home), "PATH": f"{aecourse.parent}:/usr/bin:/bin", "TQDM_DISABLE": "1",
            "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1"}
     done = subprocess.run([*as_user, str(aecourse), "grade", "hw", "--timeout", "5", "--jobs",
-                           "2", "--memory", "1024"], cwd=course, env=env, capture_output=True,
-                          text=True, timeout=600)
+                           "2"], cwd=course, env=env, capture_output=True, text=True, timeout=600)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]
     warnings = [line for line in output.splitlines() if "warning" in line.lower()]

@@ -87,6 +87,11 @@ def _with(**changes):
     return build
 
 
+def _all_wrong(tampering: str):
+    """A submission: every function wrong, plus code that tries to make the tests pass anyway."""
+    return _with(mean_rows=WRONG_MEAN + tampering, rel_error=WRONG_REL, apply_rows=WRONG_APPLY)
+
+
 def _edit(edit):
     """A submission: honest answers, then ``edit(cells)`` changes the cell list."""
     def build(release, answers, course):
@@ -142,24 +147,21 @@ CASES = {
     "cell_type_changed": dict(points=3, build=_edit(_retype)),
     "test_edited_to_pass": dict(points=3, build=lambda release, answers, course: _test_pass(
         release, answers)),
-    "redefines_helpers": dict(points=0, build=_with(
-        mean_rows=WRONG_MEAN + "import builtins\nimport numpy as np\nfrom aecourse import grading\n"
+    "redefines_helpers": dict(points=0, build=_all_wrong(
+        "import builtins\nimport numpy as np\nfrom aecourse import grading\n"
         "grading.assert_close = lambda *args, **kwargs: None\n"
         "grading.assert_true = lambda *args, **kwargs: None\n"
         "np.allclose = lambda *args, **kwargs: True\n"
-        "builtins.AssertionError = type('Quiet', (Exception,), {})\n",
-        rel_error=WRONG_REL, apply_rows=WRONG_APPLY)),
-    "hooks_later_cells": dict(points=0, build=_with(
-        mean_rows=WRONG_MEAN + "import sys\ntry:\n    get_ipython().input_transformers_cleanup"
+        "builtins.AssertionError = type('Quiet', (Exception,), {})\n")),
+    "hooks_later_cells": dict(points=0, build=_all_wrong(
+        "import sys\ntry:\n    get_ipython().input_transformers_cleanup"
         ".append(lambda lines: ['pass\\n'])\nexcept NameError:\n    pass\n"
-        "sys.settrace(lambda *args: None)\n",
-        rel_error=WRONG_REL, apply_rows=WRONG_APPLY)),
-    "hides_tracebacks": dict(points=0, build=_with(
-        mean_rows=WRONG_MEAN + "import sys, traceback\ntry:\n    ip = get_ipython()\n"
+        "sys.settrace(lambda *args: None)\n")),
+    "hides_tracebacks": dict(points=0, build=_all_wrong(
+        "import sys, traceback\ntry:\n    ip = get_ipython()\n"
         "    ip.showtraceback = lambda *args, **kwargs: None\n"
         "    ip._showtraceback = lambda *args, **kwargs: None\nexcept NameError:\n    pass\n"
-        "sys.excepthook = lambda *args: None\ntraceback.print_exc = lambda *args, **kwargs: None\n",
-        rel_error=WRONG_REL, apply_rows=WRONG_APPLY)),
+        "sys.excepthook = lambda *args: None\ntraceback.print_exc = lambda *args, **kwargs: None\n")),
     "reads_solutions": dict(points=3, build=_with(rel_error=(
         "import json\nimport numpy as np\ndef rel_error(a, b):\n    try:\n"
         "        nb = json.load(open('{COURSE}/solutions/hw/hw.ipynb'))\n"
@@ -261,9 +263,12 @@ CASES.update({
     "grade_id_list": dict(points=6, note=True, tamper=False, build=_extra_cell(
         {"nbgrader": {"grade_id": ["mean_rows"], "solution": True, "grade": False,
                       "locked": False, "schema_version": 3}}, "extra = 1\n")),
-    "undescribable_global": dict(points=6, build=_with(mean_rows=HONEST_MEAN + (
+    # a dict key hashable in the worker, a list when decoded: as the value of a graded name
+    # (mean_rows is then not a function: 2 points lost) and of a name of the student's own
+    "undescribable_global": dict(points=4, build=_with(mean_rows=(
         "class Key(list):\n    def __hash__(self):\n        return 1\n"
-        "table = {Key([1, 2]): 'hashable here, a list when decoded'}\n"))),
+        "mean_rows = {Key([1, 2]): 'not a function'}\n"
+        "table = {Key([3]): 'hashable here, a list when decoded'}\n"))),
     "surrogate_written": dict(points=6, tamper=False, build=_raw(_with(
         written_mean="The mean minimises the squared error. SURROGATE"),
         "SURROGATE", "\\ud800")),
@@ -285,12 +290,11 @@ CASES.update({
         "fake = types.ModuleType('aecourse.grading')\nfake.__dict__.update(vars(grading))\n"
         "fake.disabled = lambda *names, **kwargs: contextlib.nullcontext()\n"
         "sys.modules['aecourse.grading'] = fake\naecourse.grading = fake\n" + DELEGATE))),
-    "fake_grading_name": dict(points=0, build=_with(
-        mean_rows=WRONG_MEAN + "import contextlib\nclass grading:\n"
+    "fake_grading_name": dict(points=0, build=_all_wrong(
+        "import contextlib\nclass grading:\n"
         "    assert_close = staticmethod(lambda *args, **kwargs: None)\n"
         "    assert_true = staticmethod(lambda *args, **kwargs: None)\n"
-        "    disabled = staticmethod(lambda *args, **kwargs: contextlib.nullcontext())\n",
-        rel_error=WRONG_REL, apply_rows=WRONG_APPLY)),
+        "    disabled = staticmethod(lambda *args, **kwargs: contextlib.nullcontext())\n")),
     # --- links in the submission folder are never read through
     "reads_links": dict(points=6, note=True, build=_with(mean_rows=READS_LINKS),
                         folder=_links(**LINKS)),
@@ -299,8 +303,12 @@ CASES.update({
     "huge_callback_input": dict(points=5, build=_with(apply_rows=(   # 320 MB to a grader function
         "def apply_rows(fn, X):\n    fn(np.ones(40_000_000))\n"
         "    return np.array([fn(row) for row in X])\n"))),
-    "huge_answer": dict(points=4, build=_with(mean_rows=(
-        "def mean_rows(X):\n    return np.ones(60_000_000)\n"))),           # 480 MB of answer
+    "callback_flood": dict(points=5, build=_with(apply_rows=(     # minutes of quick callbacks
+        "def apply_rows(fn, X):\n    for _ in range(1_000_000):\n        fn(np.ones(1000))\n"
+        "    return np.array([fn(row) for row in X])\n"))),
+    "huge_answer": dict(points=4, build=_with(mean_rows=(     # 1.9 GB of answer, free to make
+        "def mean_rows(X):\n"
+        "    return tuple(np.broadcast_to(np.float64(k), (60_000_000,)) for k in range(4))\n"))),
     "mmap_bomb": dict(points=4, build=_with(mean_rows=(
         "import mmap\ndef mean_rows(X):\n    block = mmap.mmap(-1, 2_500_000_000)\n"
         "    for offset in range(0, len(block), 4096):\n        block[offset] = 1\n"
