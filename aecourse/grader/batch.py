@@ -21,7 +21,7 @@ import traceback
 from dataclasses import replace
 from pathlib import Path
 
-from aecourse.grader import gradebook, notebooks
+from aecourse.grader import gradebook, isolation, notebooks
 from aecourse.grader.run import CellResult, NotebookResult, SubmissionResult, Task, grade_submission
 
 __all__ = ["Batch", "safe_csv"]
@@ -80,8 +80,16 @@ class Batch:
         self.results: list[SubmissionResult] = []
 
     def run(self) -> list[SubmissionResult]:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(PRELOAD)
+        if isolation.is_root():
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(PRELOAD)
+        else:               # not isolated anyway; a forkserver may not start for every user
+            context = multiprocessing.get_context("fork")
+            for module in PRELOAD:              # imported once, not inside a timed cell
+                try:
+                    __import__(module)
+                except ImportError:
+                    pass
         from tqdm.auto import tqdm
         bar = tqdm(total=len(self.tasks), desc=f"grading {self.tasks[0].assignment}"
                    if self.tasks else "grading", unit="submission",

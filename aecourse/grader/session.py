@@ -105,7 +105,10 @@ class Session:
         if self.restarts >= self.limits.restarts:
             raise WorkerDied(f"{self.death}; not restarted again (too many restarts)")
         self.restarts += 1
-        self.worker, self.generation = spawn(self.spec, fresh=True), self.generation + 1
+        # a fresh interpreter: this process holds the tests now (without root nothing is
+        # isolated anyway, and the interpreter may not be startable by this user: fork)
+        fresh = self.spec.plan is not None
+        self.worker, self.generation = spawn(self.spec, fresh=fresh), self.generation + 1
         self.start()
         for message in self.replay:
             self._exchange(message, f"restoring cell {message['cell']!r}",
