@@ -32,7 +32,7 @@ REPO = HERE.parent
 AECOURSE = Path(sys.executable).with_name("aecourse")
 NBGRADER = Path(sys.executable).with_name("nbgrader")
 OPTIONS = ["--timeout", "5", "--memory", "1024", "--jobs", "2"]
-BATCH_SECONDS = 90        # the whole hostile batch, --jobs 2 on two shared cores
+BATCH_SECONDS = 180        # the whole hostile batch, --jobs 2 on two shared cores
 
 _spec = importlib.util.spec_from_file_location("hostile_corpus", HERE / "hostile" / "corpus.py")
 corpus = importlib.util.module_from_spec(_spec)

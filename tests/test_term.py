@@ -393,8 +393,11 @@ def test_term_no_student_reads_another_submission_or_the_solutions(term):
 
 def test_make_grade_passes_options_through_and_works_with_an_existing_environment():
     def make(*args):
-        return subprocess.run(["make", "-n", "grade", "ASSIGNMENT=ps1", *args], cwd=ROOT,
-                              capture_output=True, text=True, check=True).stdout.splitlines()
+        env = {k: v for k, v in os.environ.items()        # as a shell runs it, not a sub-make
+               if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+        return subprocess.run(["make", "--no-print-directory", "-n", "grade", "ASSIGNMENT=ps1",
+                               *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                              check=True).stdout.splitlines()
 
     assert make("ARGS=--jobs 2 --student alice", "BIN=/opt/env/bin", "STAMP=") == \
         ["/opt/env/bin/aecourse grade ps1 --jobs 2 --student alice"]

@@ -109,6 +109,8 @@ def read_submission(data: bytes | None, name: str, cells: list[Cell]) -> Submiss
                              f"{str(error)[:200]})")
         return result
     expected = {c.grade_id: c for c in cells if c.grade_id}
+    # the release's own code cells: already run as the source's setup (grader and worker)
+    setup = {c.source.strip() for c in cells if c.kind == "setup"}
     seen, last = [], ""
     for position, cell in enumerate(raw_cells):
         if not isinstance(cell, dict):
@@ -129,7 +131,8 @@ def read_submission(data: bytes | None, name: str, cells: list[Cell]) -> Submiss
             result.notes.append(f"cell {position} has a source that is not text (ignored)")
             continue
         if grade_id not in expected:
-            if cell.get("cell_type") == "code" and source.strip():
+            if cell.get("cell_type") == "code" and source.strip() and \
+                    source.strip() not in setup:      # a cell the student added or edited
                 result.extra.setdefault(last, []).append(source)
             continue
         seen.append(grade_id)
