@@ -36,13 +36,13 @@ $(STAMP): requirements.txt pyproject.toml
 book publish: $(STAMP)
 	TQDM_DISABLE=1 $(BIN)/python -m aecourse.publish $(PUBLISH_ARGS)
 
-# Two workers (the machine has two cores). --dist loadgroup spreads the tests one by one, except
-# those marked xdist_group(...), which share an expensive module fixture (the student edition's
-# build, a graded batch) and stay together on one worker. Chapters execute once, in the student
+# Two workers (the machine has two cores). tests/conftest.py schedules them: each test file is
+# one unit (its module fixture built once), the assignments' graded batches go one by one, and
+# the files with the most tests start first. Chapters execute once, in the student
 # edition's fresh environment (tests/test_publish.py); solutions once, as the "solution" student
 # of each assignment's graded batch (tests/test_assignments.py).
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=20
+	$(BIN)/python -m pytest -n 2 --durations=20
 
 release: $(STAMP)
 	$(BIN)/aecourse release

@@ -6,15 +6,25 @@ import socket
 import matplotlib
 import pytest
 
+# Files whose tests are spread over the workers one by one (each graded batch is a few minutes
+# and needs no module fixture); every other file is one unit of work, so a module fixture (the
+# student edition's build, the hostile batch, nbgrader's fixtures) is built once.
+SPREAD = {"tests/test_assignments.py"}
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
-    """With ``--dist loadgroup`` (make test), a test without an ``xdist_group`` stays with its
-    file, so a module-scoped fixture is built once; grouped tests (one graded batch per
-    assignment, say) spread over both workers even when they share a file."""
-    for item in items:
-        if not item.get_closest_marker("xdist_group"):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+def pytest_xdist_make_scheduler(config, log):
+    """``make test``'s scheduling on two workers: files as units, the files of SPREAD test by test.
+
+    xdist's own ``--dist loadgroup`` relies on renaming test ids, which this pytest ignores: its
+    groups were split, and the big module fixtures built on both workers."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            file = nodeid.split("::")[0]
+            return nodeid if file in SPREAD else file
+
+    return FileScheduling(config, log)
 
 
 @pytest.fixture(scope="session", autouse=True)
