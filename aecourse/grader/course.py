@@ -94,6 +94,15 @@ def _parser() -> argparse.ArgumentParser:
                                          "else sqlite:///<course>/gradebook.db)")
     parser.add_argument("--course-dir", default=".", help="course directory (with "
                                                            "nbgrader_config.py; default: .)")
+    parser.add_argument("--only-missing", action="store_true",
+                        help="grade only students whose current submission has no complete "
+                             "result yet (finishes an interrupted class)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="grade on a Dask cluster (e.g. tcp://host:8786); this process "
+                            "stays the only writer of the gradebook")
+    where.add_argument("--cluster", choices=["local"],
+                       help="grade on a Dask LocalCluster of --jobs worker processes")
     return parser
 
 
@@ -129,8 +138,18 @@ def main(argv=None) -> int:
               "resource limits only, NOT isolated from the network, the gradebook or other "
               "files.", file=sys.stderr)
     started = time.monotonic()
-    batch = Batch(tasks(args.assignment, config, args.student, limits), config,
-                  jobs=args.jobs or os.cpu_count() or 1)
+    todo = tasks(args.assignment, config, args.student, limits)
+    if args.only_missing:
+        from aecourse.grader.resume import graded_students
+        done = graded_students(config, args.assignment)
+        todo = [t for t in todo if t.student not in done]
+        print(f"--only-missing: {len(done)} students already graded, {len(todo)} to grade")
+    jobs = args.jobs or os.cpu_count() or 1
+    if args.scheduler or args.cluster:
+        from aecourse.grader.cluster import DaskBatch
+        batch = DaskBatch(todo, config, scheduler=args.scheduler or args.cluster, jobs=jobs)
+    else:
+        batch = Batch(todo, config, jobs=jobs)
     batch.run()
     report = Path(config["autograded"]) / f"aecourse_report_{args.assignment}.csv"
     batch.write_report(report)
