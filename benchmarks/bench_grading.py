@@ -83,7 +83,9 @@ def scores(course: Path, assignment: str, course_id: str = "hostile") -> dict:
     return out
 
 
-def throughput(args, tmp: Path) -> list[tuple]:
+def class_course(args, tmp: Path) -> Path:
+    """A course with ``args.n`` submissions of ``args.assignment``: the solution and the bug
+    variants of tests/assignments/bugs_<ps>.py, cycled (students s00, s01, ...)."""
     source = REPO / "solutions" / args.assignment / f"{args.assignment}.ipynb"
     course = corpus.make_course(tmp / "template", source=source, timeout=600)
     source_nb = nbformat.read(source, as_version=4)
@@ -94,6 +96,14 @@ def throughput(args, tmp: Path) -> list[tuple]:
         folder.mkdir(parents=True)
         nbformat.write(harness.submission(release, source_nb, bugs[i % len(bugs)]),
                        folder / source.name)
+    return course
+
+
+def throughput(args, tmp: Path) -> list[tuple]:
+    course = class_course(args, tmp)
+    source = REPO / "solutions" / args.assignment / f"{args.assignment}.ipynb"
+    source_nb = nbformat.read(source, as_version=4)
+    release = nbformat.read(course / "exercises" / args.assignment / source.name, as_version=4)
     copies = {}
     for name in ("plain", "ours", "single"):
         copies[name] = copy_course(course, tmp / name)
@@ -177,12 +187,18 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=os.cpu_count())
     parser.add_argument("--no-hostile", action="store_true")
     parser.add_argument("--no-throughput", action="store_true")
+    parser.add_argument("--scheduler", action="store_true",
+                        help="also: Dask (1 and 2 workers on loopback) against local grading")
     args = parser.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.1f}, Python {platform.python_version()}")
     with tempfile.TemporaryDirectory(prefix="bench-grading-") as tmp:
         if not args.no_throughput:
             print(table(throughput(args, Path(tmp)), ("measurement", "value", "note")))
+        if args.scheduler:
+            import bench_grading_dask
+            print(table(bench_grading_dask.rows(args, Path(tmp) / "dask"),
+                        ("run", "wall time", "throughput")))
         if not args.no_hostile:
             print(table(hostile(args, Path(tmp)),
                         ("case", "plain nbgrader", "aecourse grade", "expected", "plain time")))
