@@ -31,6 +31,7 @@ import functools
 import os
 import sys
 import tempfile
+import uuid
 from dataclasses import replace
 from pathlib import Path
 
@@ -106,8 +107,9 @@ class DaskBatch(Batch):
                    disable=not self.progress or None)
         client = self._client()
         try:
+            run = uuid.uuid4().hex         # keys never meet an earlier run's tasks
             futures = {client.submit(grade_on_worker, task, pure=False, retries=1,
-                                     key=f"aecourse-grade-{task.assignment}-{i}"): task
+                                     key=f"aecourse-grade-{run}-{i}"): task
                        for i, task in enumerate(self.tasks)}
             for future in as_completed(futures):
                 task = futures[future]
