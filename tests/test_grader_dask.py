@@ -157,3 +157,21 @@ def test_a_class_on_two_workers_survives_a_killed_worker_and_a_killed_client(clu
     if "kills-its-sandbox" not in before and not any(r["reason"] for r in killed):
         problems.append(f"kills-its-sandbox: no reason in {killed}")
     assert not problems, "\n".join(problems) + "\n" + first_output[-2000:] + done.stdout[-2000:]
+
+
+def test_a_local_cluster_gives_the_hostile_cases_their_exact_scores(tmp_path):
+    """``--cluster local``: sandbox-killing, memory-eating and unreadable submissions cost
+    their own points only (the scores tests/test_autograde.py asserts locally)."""
+    from hostile import corpus
+    cases = {name: corpus.CASES[name] for name in
+             ("honest", "blank", "kernel_kill", "kernel_exit", "memory_bomb", "invalid_json")}
+    course = corpus.make_course(tmp_path / "course")
+    corpus.submit(course, cases)
+    done = subprocess.run([str(BIN / "aecourse"), "grade", "hw", "--cluster", "local",
+                           "--jobs", "2", "--timeout", "5", "--memory", "1024"], cwd=course, env=ENV,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", course_id="hostile") as gb:
+        got = {s: sum(g.auto_score or 0.0 for nb in gb.find_submission("hw", s).notebooks
+                      for g in nb.grades if g.cell_type == "code") for s in cases}
+    assert got == {s: case["points"] for s, case in cases.items()}, done.stdout[-3000:]
