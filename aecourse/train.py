@@ -175,12 +175,13 @@ def fit(model, X, *, loss="squared_error", epochs: int = 20, batch_size: int = 6
         with torch.no_grad():
             return float(reconstruction_loss(output(model.encode(data)), data))
 
-    with torch.no_grad():  # one checked minibatch: a model/loss mismatch fails here, clearly
-        X_first = X[:batch_size]
-        if corrupt is not None:
-            X_tilde = corrupt(X_first, torch.Generator().manual_seed(0))
-            check_array(X_tilde, "corrupt(X_batch, generator)", ndim=2, n_features=X.shape[1])
-        objective(X_first, X_first)
+    # One checked minibatch: a model/loss mismatch fails here, clearly. With gradients on, so
+    # that a penalty that differentiates (e.g. losses.jacobian_penalty) works here too.
+    X_first = X[:batch_size]
+    if corrupt is not None:
+        X_tilde = corrupt(X_first, torch.Generator().manual_seed(0))
+        check_array(X_tilde, "corrupt(X_batch, generator)", ndim=2, n_features=X.shape[1])
+    objective(X_first, X_first)
 
     # --- the training loop ---
     opt = _make_optimizer(optimizer, model.parameters(), lr)

@@ -14,7 +14,7 @@ from sklearn.decomposition import PCA
 
 from aecourse.corruption import mask_noise
 from aecourse.data import load_digits
-from aecourse.losses import cross_entropy, kl_sparsity, squared_error
+from aecourse.losses import cross_entropy, jacobian_penalty, kl_sparsity, squared_error
 from aecourse.models import Autoencoder, DeepAutoencoder
 from aecourse.train import fit
 
@@ -154,6 +154,16 @@ def test_penalty_receives_model_inputs_and_codes_and_is_minimised(small):
     fit(decayed, small, epochs=3, lr=0.04, optimizer="sgd", batch_size=50, penalty=weight_decay)
     assert calls[0] == ((50, 64), (50, 8))
     assert float(decayed.W.detach().norm()) < 0.2 * float(plain.W.detach().norm())
+
+
+def test_a_penalty_that_differentiates_the_encoder_trains(small):
+    """An autograd penalty (the Jacobian of the encoder) works from the first, checked batch."""
+    def contraction(model, X_in, h):
+        return 0.1 * jacobian_penalty(model.encode, X_in)
+
+    model = Autoencoder(64, 8, random_state=0)
+    history = fit(model, small, epochs=2, lr=0.01, batch_size=50, penalty=contraction)
+    assert len(history["loss"]) == 2
 
 
 def test_progress_bar_is_silent_with_tqdm_disable(small, capsys, monkeypatch):
