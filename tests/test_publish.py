@@ -528,6 +528,15 @@ PAGE_FACTS_JS = """
     output_images_shown: outputs.filter(i => i.complete && i.naturalWidth > 0).length,
     broken_images: [...document.images].filter(i => i.complete && i.naturalWidth === 0
                                                     && i.getAttribute('src')).map(i => i.src),
+    images_without_alt: [...document.images].filter(i => !(i.getAttribute('alt') || '').trim())
+                                            .map(i => i.src),
+    diagrams: [...document.images].filter(i => (i.getAttribute('src') || '').endsWith('.svg'))
+                                  .map(i => ({src: i.src, alt: i.getAttribute('alt') || '',
+                                              shown: i.complete && i.naturalWidth > 0,
+                                              width: i.getBoundingClientRect().width,
+                                              caption: (i.closest('figure')
+                                                        ?.querySelector('figcaption')
+                                                        ?.textContent || '').trim()})),
     links: [...document.querySelectorAll('a[href]')].map(a => a.href),
     height: document.documentElement.scrollHeight,
     html: document.documentElement.outerHTML,
@@ -655,6 +664,13 @@ def expected_figures(notebook: Path) -> int:
     return count
 
 
+def expected_diagrams(notebook: Path) -> list[str]:
+    """The SVG diagrams a chapter's Markdown shows with a ``{figure}`` directive."""
+    nb = nbformat.read(notebook, as_version=4)
+    return [target for cell in nb.cells if cell.cell_type == "markdown"
+            for target in re.findall(r"```\{figure\}\s+(\S+\.svg)", cell.source)]
+
+
 def _status(url: str) -> int:
     try:
         with urllib.request.urlopen(url, timeout=30) as response:
@@ -675,6 +691,8 @@ def test_page_under_a_sub_path_renders_math_figures_links_and_nothing_remote(
     assert not problems, f"{docname}: " + "\n".join(problems)
     assert not facts["broken_images"], f"{docname}: images that did not load: " \
                                        f"{facts['broken_images']}"
+    assert not facts["images_without_alt"], \
+        f"{docname}: images without alt text: {facts['images_without_alt']}"
     failed = [(p, s) for p, s in requests if s >= 400 and not p.endswith("favicon.ico")]
     assert not failed, f"the server answered errors: {failed}"
 
@@ -703,6 +721,17 @@ def test_page_under_a_sub_path_renders_math_figures_links_and_nothing_remote(
             + text[max(0, text.find(raw) - 80):text.find(raw) + 80]
 
     notebook = student_tree / f"{docname}.ipynb"
+    diagrams = expected_diagrams(notebook) if notebook.exists() else []
+    shown = [d for d in facts["diagrams"] if "/_images/" in d["src"]]
+    assert sorted(Path(urllib.parse.urlsplit(d["src"]).path).name for d in shown) == \
+        sorted(Path(d).name for d in diagrams), \
+        f"{docname}: the diagrams on the page {shown} are not the chapter's {diagrams}"
+    for diagram in shown:
+        assert diagram["shown"] and diagram["width"] > 100, \
+            f"{docname}: the diagram {diagram['src']} did not load or has no size"
+        assert diagram["alt"].strip() and not diagram["alt"].endswith(".svg"), \
+            f"{docname}: the diagram {diagram['src']} has no alt text of its own"
+        assert diagram["caption"], f"{docname}: the diagram {diagram['src']} has no caption"
     if notebook.exists():
         n_figures = expected_figures(notebook)
         assert n_figures >= 1, f"{docname}: a chapter without a single figure"
