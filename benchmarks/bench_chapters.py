@@ -75,14 +75,15 @@ def main(argv=None) -> int:
           f"{os.cpu_count()} CPUs, load average {load_before:.1f} before, "
           f"{load_after:.1f} after)\n")
     header = ("notebook", "seconds", f"within {args.budget:g} s")
+    within_total = ("yes" if total <= args.total_budget else "no") \
+        + f" (of {args.total_budget:g} s)"
     width = max([len(header[0])] + [len(r[0]) for r in rows])
-    print(f"| {header[0]:<{width}} | {header[1]:>7} | {header[2]} |")
-    print(f"|{'-' * (width + 2)}|{'-' * 8}:|{'-' * (len(header[2]) + 2)}|")
+    third = max(len(header[2]), len(within_total))
+    print(f"| {header[0]:<{width}} | {header[1]:>7} | {header[2]:<{third}} |")
+    print(f"|{'-' * (width + 2)}|{'-' * 8}:|{'-' * (third + 2)}|")
     for name, seconds, within, _ in rows:
-        print(f"| {name:<{width}} | {seconds:>7} | {within:<{len(header[2])}} |")
-    within_total = "yes" if total <= args.total_budget else "no"
-    print(f"| {'total':<{width}} | {total:>7.1f} | "
-          f"{within_total + f' (of {args.total_budget:g} s)':<{len(header[2])}} |")
+        print(f"| {name:<{width}} | {seconds:>7} | {within:<{third}} |")
+    print(f"| {'total':<{width}} | {total:>7.1f} | {within_total:<{third}} |")
     for name, _, _, error in rows:
         if error:
             print(f"\n{name} failed: {error}", file=sys.stderr)
