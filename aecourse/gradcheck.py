@@ -51,6 +51,7 @@ def numerical_gradient(fun, x, *, eps: float = 1e-6):
                         f"got {describe(x)}. Convert it first, e.g. x.astype(np.float64).")
     if not eps > 0:
         raise ValueError(f"eps must be > 0; got {eps!r}.")
+    # book: begin numerical_gradient
     grad = np.zeros_like(x)
     for k in np.ndindex(x.shape):
         old = x[k]
@@ -61,6 +62,7 @@ def numerical_gradient(fun, x, *, eps: float = 1e-6):
         x[k] = old  # restore before anything else can see the change
         grad[k] = (up - down) / (2 * eps)
     return grad
+    # book: end numerical_gradient
 
 
 def rel_error(a, b) -> float:
@@ -89,7 +91,9 @@ def rel_error(a, b) -> float:
         raise ValueError(f"a and b must have the same shape; got {a.shape} and {b.shape}.")
     if a.size == 0:
         return 0.0
+    # book: begin rel_error
     return float(np.max(np.abs(a - b)) / max(1e-12, np.max(np.abs(a) + np.abs(b))))
+    # book: end rel_error
 
 
 def check_gradients(fun, params, grads, *, eps: float = 1e-6) -> dict:

@@ -130,11 +130,13 @@ class Autoencoder(_AutoencoderAPI):
         self.g, self.f = activation(g), activation(f)
         self.tied = bool(tied)
         generator = check_random_state(random_state, kind="torch")
+        # book: begin Autoencoder.parameters
         self.W = nn.Parameter(_uniform((d, n), generator))
         self.b = nn.Parameter(torch.zeros(d))
         if not self.tied:
             self.W_star = nn.Parameter(_uniform((n, d), generator))
         self.c = nn.Parameter(torch.zeros(n))
+        # book: end Autoencoder.parameters
 
     @property
     def W_star(self) -> torch.Tensor:
@@ -158,7 +160,9 @@ class Autoencoder(_AutoencoderAPI):
         h : Tensor, shape (m, d)
         """
         X = self._as_input(X, "X", self.n_features)
+        # book: begin Autoencoder.encode
         return self.g(X @ self.W.T + self.b)
+        # book: end Autoencoder.encode
 
     def decode_logits(self, h) -> torch.Tensor:
         """Decoder pre-activation ``a_2 = h @ W_star.T + c``.
@@ -172,7 +176,9 @@ class Autoencoder(_AutoencoderAPI):
         a_2 : Tensor, shape (m, n)
         """
         h = self._as_input(h, "h", self.n_hidden)
+        # book: begin Autoencoder.decode_logits
         return h @ self.W_star.T + self.c
+        # book: end Autoencoder.decode_logits
 
     def extra_repr(self) -> str:
         return (f"n_features={self.n_features}, n_hidden={self.n_hidden}, "

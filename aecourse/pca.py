@@ -78,6 +78,7 @@ class PCA:
             raise ValueError(f"n_components must be an integer between 1 and min(m, n) = "
                              f"{min(m, n)} for X with m={m} rows and n={n} columns; "
                              f"got {describe(d)}.")
+        # book: begin PCA.fit
         X = X.astype(np.float64)
         self.mean_ = X.mean(axis=0)
         _, s, Vt = np.linalg.svd(X - self.mean_, full_matrices=False)
@@ -88,6 +89,7 @@ class PCA:
         self.components_ = Vt[:d]
         self.singular_values_ = s[:d]
         self.explained_variance_ = self.eigenvalues_[:d]
+        # book: end PCA.fit
         total = self.eigenvalues_.sum()
         self.explained_variance_ratio_ = self.explained_variance_ / (total if total > 0 else 1.0)
         self.discarded_variance_ = float(self.eigenvalues_[d:].sum())

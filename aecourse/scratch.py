@@ -169,10 +169,12 @@ def ae_forward(X, params, *, g="sigmoid", f="sigmoid"):
     Chapter: 5 (Training: reusing backpropagation).
     """
     _check_forward(X, params, g, f)
+    # book: begin ae_forward
     a_1, affine_1 = affine_forward(X, params["W"], params["b"])
     h_1, act_1 = activation_forward(a_1, g)
     a_2, affine_2 = affine_forward(h_1, params["W_star"], params["c"])
     x_hat, act_2 = activation_forward(a_2, f)
+    # book: end ae_forward
     cache = {"a_1": a_1, "h_1": h_1, "a_2": a_2, "layers": (affine_1, act_1, affine_2, act_2)}
     return x_hat, cache
 
@@ -199,14 +201,16 @@ def ae_backward(dx_hat, cache, *, dh_extra=None):
     Chapter: 5 (Training: reusing backpropagation); 6a (Sparse autoencoders) for ``dh_extra``.
     """
     _check_backward(dx_hat, cache, dh_extra)
+    # book: begin ae_backward
     affine_1, act_1, affine_2, act_2 = cache["layers"]
-    da_2 = activation_backward(dx_hat, act_2)             # dL/da_2 = dL/dx_hat * f'(a_2)
+    da_2 = activation_backward(dx_hat, act_2)  # dL/da_2 = dL/dx_hat * f'(a_2)
     dh_1, dW_star, dc = affine_backward(da_2, affine_2)
     if dh_extra is not None:
         dh_1 = dh_1 + dh_extra
-    da_1 = activation_backward(dh_1, act_1)               # dL/da_1 = dL/dh_1 * g'(a_1)
+    da_1 = activation_backward(dh_1, act_1)    # dL/da_1 = dL/dh_1 * g'(a_1)
     _, dW, db = affine_backward(da_1, affine_1)
     return {"W": dW, "b": db, "W_star": dW_star, "c": dc}
+    # book: end ae_backward
 
 
 def squared_error_grad(x_hat, x):
@@ -217,7 +221,9 @@ def squared_error_grad(x_hat, x):
     Chapter: 5 (Training: reusing backpropagation).
     """
     _check_pair(x_hat, x)
+    # book: begin squared_error_grad
     return 2 * (x_hat - x) / len(x)
+    # book: end squared_error_grad
 
 
 def cross_entropy_grad(x_hat, x, *, eps=1e-7):
@@ -229,8 +235,10 @@ def cross_entropy_grad(x_hat, x, *, eps=1e-7):
     Chapter: 5 (Training: reusing backpropagation).
     """
     _check_pair(x_hat, x)
+    # book: begin cross_entropy_grad
     x_hat = np.clip(x_hat, eps, 1 - eps)
     return (-x / x_hat + (1 - x) / (1 - x_hat)) / len(x)
+    # book: end cross_entropy_grad
 
 
 def sigmoid_cross_entropy_delta(x_hat, x):
@@ -241,7 +249,9 @@ def sigmoid_cross_entropy_delta(x_hat, x):
     Chapter: 5 (Training: reusing backpropagation).
     """
     _check_pair(x_hat, x)
+    # book: begin sigmoid_cross_entropy_delta
     return (x_hat - x) / len(x)
+    # book: end sigmoid_cross_entropy_delta
 
 
 def kl_delta(rho, rho_hat, beta):
@@ -268,7 +278,9 @@ def kl_delta(rho, rho_hat, beta):
     Chapter: 6a (Sparse autoencoders).
     """
     rho, beta = _check_kl(rho, rho_hat, beta)
+    # book: begin kl_delta
     return beta * (-rho / rho_hat + (1 - rho) / (1 - rho_hat))
+    # book: end kl_delta
 
 
 _LOSSES = {"squared_error": (losses.squared_error, squared_error_grad),
@@ -299,6 +311,7 @@ def loss_and_grads(params, X, *, loss="squared_error", g="sigmoid", f="sigmoid",
 
     Chapter: 5 (Training: reusing backpropagation); 6a (Sparse autoencoders).
     """
+    # book: begin loss_and_grads
     value_of, grad_of = _LOSSES[_check_loss_settings(loss, g, f, rho, beta)]
     x_hat, cache = ae_forward(X, params, g=g, f=f)
     J = value_of(x_hat, X)
@@ -306,9 +319,11 @@ def loss_and_grads(params, X, *, loss="squared_error", g="sigmoid", f="sigmoid",
     if rho is not None:
         h_1 = cache["h_1"]
         J = J + beta * losses.kl_sparsity(rho, h_1)
-        dh_extra = kl_delta(rho, h_1.mean(axis=0), beta) / len(X)   # (d,): same for every example
+        # (d,): the same for every example
+        dh_extra = kl_delta(rho, h_1.mean(axis=0), beta) / len(X)
     grads = ae_backward(grad_of(x_hat, X), cache, dh_extra=dh_extra)
     return float(J), grads
+    # book: end loss_and_grads
 
 
 # --- input checks: every public function above calls one of these first ----------------------

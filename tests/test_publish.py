@@ -48,6 +48,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("publish")]
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "book" / "_ext"))
 from aecourse_book import toc_pages  # noqa: E402  (the book's one reader of _toc.yml)
+from test_book import NOT_YET_CONVERTED  # noqa: E402  (the chapters not yet <= 88 characters)
 
 SCREENSHOTS = REPO / "test-output" / "screenshots"
 SETTINGS = publish.load_settings(REPO / "course.yml")
@@ -528,6 +529,18 @@ PAGE_FACTS_JS = """
     output_images_shown: outputs.filter(i => i.complete && i.naturalWidth > 0).length,
     broken_images: [...document.images].filter(i => i.complete && i.naturalWidth === 0
                                                     && i.getAttribute('src')).map(i => i.src),
+    code_that_scrolls: [...document.querySelectorAll('.bd-article div.highlight pre')]
+        .filter(p => !p.closest('.cell_output') && p.scrollWidth > p.clientWidth + 1)
+        .map(p => p.textContent.split('\\n').reduce((a, b) => a.length >= b.length ? a : b)),
+    images_without_alt: [...document.images].filter(i => !(i.getAttribute('alt') || '').trim())
+                                            .map(i => i.src),
+    diagrams: [...document.images].filter(i => (i.getAttribute('src') || '').endsWith('.svg'))
+                                  .map(i => ({src: i.src, alt: i.getAttribute('alt') || '',
+                                              shown: i.complete && i.naturalWidth > 0,
+                                              width: i.getBoundingClientRect().width,
+                                              caption: (i.closest('figure')
+                                                        ?.querySelector('figcaption')
+                                                        ?.textContent || '').trim()})),
     links: [...document.querySelectorAll('a[href]')].map(a => a.href),
     height: document.documentElement.scrollHeight,
     html: document.documentElement.outerHTML,
@@ -655,6 +668,13 @@ def expected_figures(notebook: Path) -> int:
     return count
 
 
+def expected_diagrams(notebook: Path) -> list[str]:
+    """The SVG diagrams a chapter's Markdown shows with a ``{figure}`` directive."""
+    nb = nbformat.read(notebook, as_version=4)
+    return [target for cell in nb.cells if cell.cell_type == "markdown"
+            for target in re.findall(r"```\{figure\}\s+(\S+\.svg)", cell.source)]
+
+
 def _status(url: str) -> int:
     try:
         with urllib.request.urlopen(url, timeout=30) as response:
@@ -675,6 +695,18 @@ def test_page_under_a_sub_path_renders_math_figures_links_and_nothing_remote(
     assert not problems, f"{docname}: " + "\n".join(problems)
     assert not facts["broken_images"], f"{docname}: images that did not load: " \
                                        f"{facts['broken_images']}"
+    notebook = student_tree / f"{docname}.ipynb"
+    if notebook.exists() and Path(docname).name not in NOT_YET_CONVERTED:
+        # A chapter's code fits the column. Known exception, to be removed: the install line
+        # that `aecourse publish` adds to each chapter's first cell names the release in one
+        # long string (aecourse/publish.py, _with_install_cell).
+        scrolling = [line for line in facts["code_that_scrolls"]
+                     if SETTINGS.package not in line]
+        assert not scrolling, \
+            f"{docname}: code that scrolls sideways on a 1280-pixel screen, longest lines: " \
+            f"{scrolling}"
+    assert not facts["images_without_alt"], \
+        f"{docname}: images without alt text: {facts['images_without_alt']}"
     failed = [(p, s) for p, s in requests if s >= 400 and not p.endswith("favicon.ico")]
     assert not failed, f"the server answered errors: {failed}"
 
@@ -702,7 +734,17 @@ def test_page_under_a_sub_path_renders_math_figures_links_and_nothing_remote(
         assert raw not in text, f"{docname}: raw TeX {raw!r} left in the text: " \
             + text[max(0, text.find(raw) - 80):text.find(raw) + 80]
 
-    notebook = student_tree / f"{docname}.ipynb"
+    diagrams = expected_diagrams(notebook) if notebook.exists() else []
+    shown = [d for d in facts["diagrams"] if "/_images/" in d["src"]]
+    assert sorted(Path(urllib.parse.urlsplit(d["src"]).path).name for d in shown) == \
+        sorted(Path(d).name for d in diagrams), \
+        f"{docname}: the diagrams on the page {shown} are not the chapter's {diagrams}"
+    for diagram in shown:
+        assert diagram["shown"] and diagram["width"] > 100, \
+            f"{docname}: the diagram {diagram['src']} did not load or has no size"
+        assert diagram["alt"].strip() and not diagram["alt"].endswith(".svg"), \
+            f"{docname}: the diagram {diagram['src']} has no alt text of its own"
+        assert diagram["caption"], f"{docname}: the diagram {diagram['src']} has no caption"
     if notebook.exists():
         n_figures = expected_figures(notebook)
         assert n_figures >= 1, f"{docname}: a chapter without a single figure"

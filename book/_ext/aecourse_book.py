@@ -4,7 +4,9 @@
    the ``sphinx-mathjax-offline`` extension), never from a CDN, so the book reads offline.
    Whatever another extension or the configuration set, a remote ``mathjax_path`` is
    replaced by the local one when the builder starts.
-2. No inline script is emitted twice on a page. sphinx-thebe and sphinx-togglebutton add
+2. Code fits the column: ``static/aecourse.css`` sets the size of code so that the 88
+   characters a chapter's code line may have fit the article column of a laptop screen.
+3. No inline script is emitted twice on a page. sphinx-thebe and sphinx-togglebutton add
    their inline configuration scripts again (at another priority) when a page is written;
    a repeated ``const THEBE_JS_URL = ...`` is a JavaScript SyntaxError in every browser.
 """
@@ -57,9 +59,17 @@ def _drop_repeated_scripts(app, pagename, templatename, context, doctree):
     scripts[:] = unique
 
 
+def _add_static(app):
+    static = str(Path(__file__).parent / "static")
+    if static not in app.config.html_static_path:
+        app.config.html_static_path.append(static)
+
+
 def setup(app):
     # after sphinx.ext.mathjax's own builder-inited handler (priority 500)
     app.connect("builder-inited", _keep_mathjax_local, priority=900)
+    app.connect("builder-inited", _add_static)
+    app.add_css_file("aecourse.css")
     # last, after every extension has added its page scripts
     app.connect("html-page-context", _drop_repeated_scripts, priority=1000)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
