@@ -178,9 +178,9 @@ import importlib.util
 import subprocess
 import sys
 
+package = "{settings.package}"
 if importlib.util.find_spec("aecourse") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
-                    "{settings.package}"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", package], check=True)
     importlib.invalidate_caches()
 '''
     return install + "\n" + source

@@ -99,8 +99,6 @@ def test_where_the_book_is_published_is_set_in_course_yml_only():
 # ------------------------------------------------------------------ the page's conventions
 # Every chapter follows them (tests below); a chapter not yet converted is listed here and its
 # tests are expected to fail (strict: once it conforms, remove it from the list).
-NOT_YET_CONVERTED = {"06a_sparse", "06b_denoising", "06c_contractive",
-                     "07_using_autoencoders"}
 MAX_CODE_LINE = 88          # characters: a laptop's book column shows this much, no scrolling
 ASSERTED = "**Asserted:**"  # opens the one visible sentence that says what a folded cell checks
 MAX_ASSERTED = 240          # characters of that paragraph: a line or two on the page
@@ -108,9 +106,7 @@ FOLD = "hide-input"         # the tag that folds a cell's code (Jupyter Book's t
 
 
 def _chapter_params():
-    return [pytest.param(p, id=p.stem, marks=[pytest.mark.xfail(
-                strict=True, reason="not yet converted to the book's conventions")]
-            if p.stem in NOT_YET_CONVERTED else []) for p in CHAPTERS]
+    return [pytest.param(p, id=p.stem) for p in CHAPTERS]
 
 
 def _is_check(node) -> bool:

@@ -48,7 +48,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("publish")]
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "book" / "_ext"))
 from aecourse_book import toc_pages  # noqa: E402  (the book's one reader of _toc.yml)
-from test_book import NOT_YET_CONVERTED  # noqa: E402  (the chapters not yet <= 88 characters)
 
 SCREENSHOTS = REPO / "test-output" / "screenshots"
 SETTINGS = publish.load_settings(REPO / "course.yml")
@@ -696,15 +695,10 @@ def test_page_under_a_sub_path_renders_math_figures_links_and_nothing_remote(
     assert not facts["broken_images"], f"{docname}: images that did not load: " \
                                        f"{facts['broken_images']}"
     notebook = student_tree / f"{docname}.ipynb"
-    if notebook.exists() and Path(docname).name not in NOT_YET_CONVERTED:
-        # A chapter's code fits the column. Known exception, to be removed: the install line
-        # that `aecourse publish` adds to each chapter's first cell names the release in one
-        # long string (aecourse/publish.py, _with_install_cell).
-        scrolling = [line for line in facts["code_that_scrolls"]
-                     if SETTINGS.package not in line]
-        assert not scrolling, \
+    if notebook.exists():                   # a chapter's code fits the column
+        assert not facts["code_that_scrolls"], \
             f"{docname}: code that scrolls sideways on a 1280-pixel screen, longest lines: " \
-            f"{scrolling}"
+            f"{facts['code_that_scrolls']}"
     assert not facts["images_without_alt"], \
         f"{docname}: images without alt text: {facts['images_without_alt']}"
     failed = [(p, s) for p, s in requests if s >= 400 and not p.endswith("favicon.ico")]
