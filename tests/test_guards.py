@@ -21,6 +21,7 @@ from aecourse.grader.run import CellResult, NotebookResult, SubmissionResult
 
 sys.path.insert(0, str(Path(__file__).parent))
 from assignments.harness import AECOURSE, REPO, nbgrader  # noqa: E402
+from test_term import cell  # noqa: E402  (an nbgrader code cell)
 
 SOLUTION = "def add(a, b):\n    ### BEGIN SOLUTION\n    return a + b\n    ### END SOLUTION"
 HIDDEN = "assert add(-7, 3) == -4, 'add(-7, 3) should be -4'"   # a hidden test: never shown
@@ -33,14 +34,6 @@ CELLS = [  # (source, grade_id, nbgrader metadata)
     ("assert isinstance(add(1, 1), int)", "test_c", {"points": 1}),
 ]
 WRITTEN = "Explain `add`.\n\n### BEGIN SOLUTION\nThe sum.\n### END SOLUTION"
-
-
-def cell(source, grade_id, *, solution=False, points=None):
-    meta = {"grade_id": grade_id, "solution": solution, "grade": points is not None,
-            "locked": not solution, "schema_version": 3}
-    if points is not None:
-        meta["points"] = points
-    return nbformat.v4.new_code_cell(source, metadata={"nbgrader": meta})
 
 
 def source_notebook(cells=CELLS):
@@ -203,6 +196,16 @@ def test_grading_stops_when_the_reference_solution_fails_a_test(tmp_path):
     skipped = grade(course, "--skip-solution-check")
     assert skipped.returncode == 0, skipped.stderr[-3000:]
     assert students(course) == ["alice"]
+
+
+def test_the_guides_grade_synopsis_is_the_commands_options():
+    import re
+    guide = (REPO / "book" / "instructors.md").read_text()
+    synopsis = re.search(r"`(aecourse grade ps1 \[[^`]*)`", guide).group(1)
+    documented = set(re.findall(r"\[(--[a-z-]+)", synopsis))
+    options = {o for a in grade_command._parser()._actions for o in a.option_strings
+               if o.startswith("--") and o != "--help"}
+    assert documented == options
 
 
 def test_a_stored_score_never_exceeds_the_released_maximum():

@@ -424,6 +424,9 @@ def test_validate_shows_whole_messages_and_exits_0_even_on_failure(tmp_path):
 # and `make ...` it quotes) -> (test file, the test or fixture that runs it, words that call
 # contains). A command added to the guide fails test_every_command_of_the_guide_is_run_by_a_test
 # until a test runs it and is listed here.
+GRADE_SYNOPSIS = ("aecourse grade ps1 [--student ID ...] [--jobs N] [--timeout S] "
+                  "[--submission-timeout S] [--cpu S] [--memory MB] [--fsize MB] [--db-url URL] "
+                  "[--course-dir DIR] [--allow-changed-source] [--skip-solution-check]")
 REGRADE = "test_regrading_gives_identical_grades_and_one_row_per_student_and_cell"
 RUN_BY = {
     "sh deploy/jupyterhub/setup_exchange.sh /srv/nbgrader/exchange":
@@ -489,6 +492,17 @@ RUN_BY = {
         ["--format", "moodle"]),
     "aecourse export --format csv": ("test_lms.py", "test_csv_export_marks_missing_distinct_"
                                                     "from_blank_and_late", ["--format", "csv"]),
+    "aecourse release": ("test_guards.py",
+                         "test_a_change_recorded_with_aecourse_release_is_graded", ["release"]),
+    "nbgrader autograde": ("test_term.py",
+                           "test_late_penalty_is_the_one_nbgrader_autograde_assigns",
+                           ["autograde"]),
+    "nbgrader generate_assignment": ("test_term.py", "tiny_course", ["generate_assignment"]),
+    "nbgrader validate": ("test_term.py",
+                          "test_validate_shows_whole_messages_and_exits_0_even_on_failure",
+                          ["validate"]),
+    GRADE_SYNOPSIS: ("test_guards.py", "test_the_guides_grade_synopsis_is_the_commands_options",
+                     ["_parser", "--help"]),
     "make book": ("test_publish.py", "student_tree", ["make", "publish"]),  # the same target
 }
 NOT_RUN = {  # quoted by the guide, deliberately not run, and why
@@ -496,6 +510,7 @@ NOT_RUN = {  # quoted by the guide, deliberately not run, and why
     "nbgrader formgrade": "the guide says it does not exist in nbgrader 0.9",
     "aecourse roster": "a name, not a command (see aecourse roster import)",
     "aecourse export": "a name, not a command (see aecourse export --format)",
+    "aecourse grade": "a name, not a command (see aecourse grade ps1 ...)",
 }
 
 
@@ -510,9 +525,9 @@ def guide_commands():
         for line in block.splitlines():
             for command in line.split("#")[0].split("&&"):
                 if command.strip():
-                    found.add(" ".join(shlex.split(command)).replace(" <", " <"))
+                    found.add(" ".join(shlex.split(command)))
     for span in re.findall(r"`((?:nbgrader|aecourse|make) [^`]*)`", text):
-        found.add(span.strip())
+        found.add(" ".join(span.split()))
     return found
 
 

@@ -17,6 +17,7 @@ import copy
 import difflib
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -190,6 +191,7 @@ def check(config: dict, assignment: str, reference_task, *, allow_changed_source
               "and points.", file=log)
     if not solution_check:
         return True
+    started = time.monotonic()
     failures = reference_failures(reference_task, config)
     if failures:
         print(f"aecourse grade: the reference solution ({config['source']}) does not earn "
@@ -198,4 +200,6 @@ def check(config: dict, assignment: str, reference_task, *, allow_changed_source
               + "\nFix the test or the solution (then `aecourse release "
               f"{assignment}`), or pass --skip-solution-check.", file=log)
         return False
+    print(f"aecourse grade: the reference solution earns every autograded point (checked in "
+          f"{time.monotonic() - started:.1f} s; --skip-solution-check skips this)", file=log)
     return True
