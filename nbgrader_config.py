@@ -35,6 +35,14 @@ c.LateSubmissionPlugin.penalty_method = "none"
 c.ZipCollectApp.collector_plugin = "aecourse.grader.lms.LmsCollector"
 c.LmsCollector.lms = "canvas"
 
+# Feedback pages show each test's result and message, not the hidden tests' source (next term's
+# students must not get this term's tests); Formgrader still shows instructors everything.
+# show_test_source = True restores nbgrader's pages.
+c.GenerateFeedback.preprocessors = ["nbgrader.preprocessors.GetGrades",
+                                    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+                                    "aecourse.grader.feedback.AecourseFeedback"]
+c.AecourseFeedback.show_test_source = False
+
 # Assignments ship with their notebooks only; data comes from `aecourse.data`.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"

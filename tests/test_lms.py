@@ -172,3 +172,17 @@ def test_zip_collect_files_lms_download_names_under_roster_ids(course, lms_name,
     for student in ("alice", "bob"):
         text = (course / "submitted" / student / "ps1" / "ps1.ipynb").read_text()
         assert f"# {student}" in text
+
+
+def test_nbgrader_student_import_reads_the_roster(tmp_path):
+    """The guide's alternative to ``aecourse roster import``: nbgrader's own columns only."""
+    shutil.copy(ROOT / "nbgrader_config.py", tmp_path)
+    write(tmp_path / "students.csv", "id,first_name,last_name,email\n"
+                                     "alice,Alice,Liddell,alice@uni.edu\nbob,Bob,Builder,\n")
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "no-user-config"),
+           "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
+    subprocess.run([*NBGRADER, "db", "student", "import", "students.csv"], cwd=tmp_path,
+                   env=env, check=True, capture_output=True, timeout=120)
+    with Gradebook(f"sqlite:///{tmp_path / 'gradebook.db'}") as gb:
+        assert sorted((s.id, s.last_name, s.email) for s in gb.students) == \
+            [("alice", "Liddell", "alice@uni.edu"), ("bob", "Builder", None)]

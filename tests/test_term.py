@@ -391,17 +391,19 @@ def test_term_no_student_reads_another_submission_or_the_solutions(term):
     assert (term["exchange"] / "aecourse" / "outbound" / "tiny").is_dir()
 
 
-def test_make_grade_passes_options_through_and_works_with_an_existing_environment():
-    def make(*args):
+def test_make_passes_options_and_works_with_an_environment():
+    def make(target, *args):
         env = {k: v for k, v in os.environ.items()        # as a shell runs it, not a sub-make
                if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
-        return subprocess.run(["make", "--no-print-directory", "-n", "grade", "ASSIGNMENT=ps1",
-                               *args], cwd=ROOT, env=env, capture_output=True, text=True,
+        return subprocess.run(["make", "--no-print-directory", "-n", target, *args], cwd=ROOT,
+                              env=env, capture_output=True, text=True,
                               check=True).stdout.splitlines()
 
-    assert make("ARGS=--jobs 2 --student alice", "BIN=/opt/env/bin", "STAMP=") == \
-        ["/opt/env/bin/aecourse grade ps1 --jobs 2 --student alice"]
-    assert make("VENV=/opt/env")[-1].rstrip() == "/opt/env/bin/aecourse grade ps1"
+    assert make("grade", "ASSIGNMENT=ps1", "ARGS=--jobs 2 --student alice", "BIN=/opt/env/bin",
+                "STAMP=") == ["/opt/env/bin/aecourse grade ps1 --jobs 2 --student alice"]
+    assert make("grade", "ASSIGNMENT=ps1", "VENV=/opt/env")[-1].rstrip() == \
+        "/opt/env/bin/aecourse grade ps1"
+    assert make("release", "BIN=/opt/env/bin", "STAMP=") == ["/opt/env/bin/aecourse release"]
 
 
 @pytest.mark.slow
@@ -415,3 +417,134 @@ def test_validate_shows_whole_messages_and_exits_0_even_on_failure(tmp_path):
     result = run_nbgrader(tmp_path, "validate", "hw.ipynb")  # check=True: exit status 0
     assert "VALIDATION FAILED ON 1 CELL(S)!" in result.stdout
     assert message.strip() in result.stdout
+
+
+# ------------------------------------------------------------------ the guide is run by tests
+# Every command of book/instructors.md (its bash blocks, and the `nbgrader ...`, `aecourse ...`
+# and `make ...` it quotes) -> (test file, the test or fixture that runs it, words that call
+# contains). A command added to the guide fails test_every_command_of_the_guide_is_run_by_a_test
+# until a test runs it and is listed here.
+GRADE_SYNOPSIS = ("aecourse grade ps1 [--student ID ...] [--jobs N] [--timeout S] "
+                  "[--submission-timeout S] [--cpu S] [--memory MB] [--fsize MB] [--db-url URL] "
+                  "[--course-dir DIR] [--allow-changed-source] [--skip-solution-check]")
+REGRADE = "test_regrading_gives_identical_grades_and_one_row_per_student_and_cell"
+RUN_BY = {
+    "sh deploy/jupyterhub/setup_exchange.sh /srv/nbgrader/exchange":
+        ("test_hub.py", "hub", ["setup_exchange.sh"]),
+    "groupadd aecourse-instructors": ("unix_users.py", "class_accounts", ["groupadd"]),
+    "usermod -a -G aecourse-instructors <you>":
+        ("unix_users.py", "class_accounts", ["usermod", "-a", "-G"]),
+    "groupadd aecourse-students": ("unix_users.py", "class_accounts", ["groupadd"]),
+    "usermod -a -G aecourse-students <each student>":
+        ("unix_users.py", "class_accounts", ["usermod", "-a", "-G"]),
+    "jupyterhub -f deploy/jupyterhub/jupyterhub_config.py":
+        ("test_hub.py", "hub", ["jupyterhub", "-f", "jupyterhub_config.py"]),
+    "aecourse roster import students.csv": ("test_term.py", "term", ["roster", "import"]),
+    "make release": ("test_term.py", "test_make_passes_options_and_works_with_an_environment",
+                     ["release"]),
+    "aecourse release ps1": ("test_guards.py",
+                             "test_a_change_recorded_with_aecourse_release_is_graded",
+                             ["release"]),
+    "nbgrader db assignment add ps1 --duedate=2026-03-01 23:59:00 UTC":
+        ("test_term.py", "term", ["db", "assignment", "add", "--duedate"]),
+    "nbgrader db student import students.csv":
+        ("test_lms.py", "test_nbgrader_student_import_reads_the_roster", ["student", "import"]),
+    "nbgrader release_assignment ps1": ("test_term.py", "term", ["release_assignment"]),
+    "nbgrader fetch_assignment ps1": ("test_term.py", "term", ["fetch_assignment"]),
+    "nbgrader submit ps1": ("test_term.py", "term", ["submit"]),
+    "nbgrader collect ps1": ("test_term.py", "term", ["collect"]),
+    "nbgrader zip_collect ps1": ("test_lms.py",
+                                 "test_zip_collect_files_lms_download_names_under_roster_ids",
+                                 ["zip_collect"]),
+    "nbgrader zip_collect ps1 --LmsCollector.lms=moodle":
+        ("test_lms.py", "test_zip_collect_files_lms_download_names_under_roster_ids",
+         ["zip_collect", "--LmsCollector.lms=moodle"]),
+    "make grade ASSIGNMENT=ps1 ARGS=--jobs 2 --student alice":
+        ("test_term.py", "test_make_passes_options_and_works_with_an_environment",
+         ["grade", "ASSIGNMENT=ps1", "ARGS=--jobs 2 --student alice"]),
+    "make grade BIN=/usr/local/bin STAMP= ...":
+        ("test_term.py", "test_make_passes_options_and_works_with_an_environment",
+         ["grade", "BIN=", "STAMP="]),
+    "make grade VENV=/opt/course-env ...":
+        ("test_term.py", "test_make_passes_options_and_works_with_an_environment",
+         ["grade", "VENV="]),
+    "aecourse grade ps1 --student bob": ("test_autograde.py", REGRADE, ["--student"]),
+    "aecourse grade ps1 --student ...": ("test_autograde.py", REGRADE, ["--student"]),
+    "aecourse grade ps1 --db-url postgresql+psycopg2://...":
+        ("test_autograde_postgres.py", "test_db_url_flag_overrides_the_config", ["--db-url"]),
+    "nbgrader autograde ps1": ("test_term.py",
+                               "test_late_penalty_is_the_one_nbgrader_autograde_assigns",
+                               ["autograde"]),
+    "nbgrader generate_feedback ps1 --force": ("test_term.py", "term",
+                                               ["generate_feedback", "--force"]),
+    "nbgrader generate_feedback ps1": (
+        "test_guards.py",
+        "test_a_regrade_keeps_manual_grades_of_unchanged_answers_and_drops_stale_feedback",
+        ["generate_feedback"]),
+    "nbgrader release_feedback ps1": ("test_term.py", "term", ["release_feedback"]),
+    "nbgrader fetch_feedback ps1": ("test_term.py", "term", ["fetch_feedback"]),
+    "aecourse export --format canvas --roster students.csv":
+        ("test_lms.py", "test_canvas_export_has_canvas_import_columns_and_only_released_"
+                        "assignments", ["--format", "canvas", "--roster"]),
+    "aecourse export --format moodle": (
+        "test_lms.py",
+        "test_moodle_export_has_an_identifier_column_per_user_field_and_a_column_per_item",
+        ["--format", "moodle"]),
+    "aecourse export --format csv": ("test_lms.py", "test_csv_export_marks_missing_distinct_"
+                                                    "from_blank_and_late", ["--format", "csv"]),
+    "aecourse release": ("test_guards.py",
+                         "test_a_change_recorded_with_aecourse_release_is_graded", ["release"]),
+    "nbgrader autograde": ("test_term.py",
+                           "test_late_penalty_is_the_one_nbgrader_autograde_assigns",
+                           ["autograde"]),
+    "nbgrader generate_assignment": ("test_term.py", "tiny_course", ["generate_assignment"]),
+    "nbgrader validate": ("test_term.py",
+                          "test_validate_shows_whole_messages_and_exits_0_even_on_failure",
+                          ["validate"]),
+    GRADE_SYNOPSIS: ("test_guards.py", "test_the_guides_grade_synopsis_is_the_commands_options",
+                     ["_parser", "--help"]),
+    "make book": ("test_publish.py", "student_tree", ["make", "publish"]),  # the same target
+}
+NOT_RUN = {  # quoted by the guide, deliberately not run, and why
+    "make test": "it runs this test suite",
+    "nbgrader formgrade": "the guide says it does not exist in nbgrader 0.9",
+    "aecourse roster": "a name, not a command (see aecourse roster import)",
+    "aecourse export": "a name, not a command (see aecourse export --format)",
+    "aecourse grade": "a name, not a command (see aecourse grade ps1 ...)",
+}
+
+
+def guide_commands():
+    """The commands of book/instructors.md: bash blocks (one per line, split at &&, comments
+    removed) and the quoted `nbgrader ...`, `aecourse ...` and `make ...` spans."""
+    import re
+    import shlex
+    text = (ROOT / "book" / "instructors.md").read_text()
+    found = set()
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        for line in block.splitlines():
+            for command in line.split("#")[0].split("&&"):
+                if command.strip():
+                    found.add(" ".join(shlex.split(command)))
+    for span in re.findall(r"`((?:nbgrader|aecourse|make) [^`]*)`", text):
+        found.add(" ".join(span.split()))
+    return found
+
+
+def test_every_command_of_the_guide_is_run_by_a_test():
+    import ast
+    commands = guide_commands()
+    assert commands - set(RUN_BY) - set(NOT_RUN) == set(), "commands no test runs"
+    assert set(RUN_BY) - commands == set(), "RUN_BY lists commands the guide no longer has"
+    functions, wanted = {}, {(file, name) for file, name, _ in RUN_BY.values()}
+    for file in {file for file, _ in wanted}:       # (file, name) -> its source
+        text = Path(__file__).with_name(file).read_text()
+        lines = text.splitlines()
+        functions |= {(file, n.name): "\n".join(lines[n.lineno - 1:n.end_lineno])
+                      for n in ast.walk(ast.parse(text))
+                      if isinstance(n, ast.FunctionDef) and (file, n.name) in wanted}
+    for command, (file, name, words) in RUN_BY.items():
+        assert (file, name) in functions, f"{command!r}: no {name} in {file}"
+        body = functions[file, name]
+        missing = [w for w in words if w not in body]
+        assert missing == [], f"{command!r}: {file}::{name} does not contain {missing}"

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from aecourse.grader import isolation, late, ownership
+from aecourse.grader import isolation, late, ownership, preflight
 from aecourse.grader.batch import Batch
 from aecourse.grader.run import Task
 
@@ -94,6 +94,13 @@ def _parser() -> argparse.ArgumentParser:
                                          "else sqlite:///<course>/gradebook.db)")
     parser.add_argument("--course-dir", default=".", help="course directory (with "
                                                            "nbgrader_config.py; default: .)")
+    # guards (aecourse.grader.preflight)
+    parser.add_argument("--allow-changed-source", action="store_true",
+                        help="grade even if solutions/<ps> differs from what was released "
+                             "(the release's test cells and points are used)")
+    parser.add_argument("--skip-solution-check", action="store_true",
+                        help="do not first grade the reference solution (one submission's "
+                             "time), e.g. to regrade one student of an unchanged assignment")
     parser.add_argument("--only-missing", action="store_true",
                         help="grade only students whose current submission has no complete "
                              "result yet (finishes an interrupted class)")
@@ -137,6 +144,12 @@ def main(argv=None) -> int:
         print("aecourse grade: WARNING: not root: submissions run as separate processes with "
               "resource limits only, NOT isolated from the network, the gradebook or other "
               "files.", file=sys.stderr)
+    # guards (aecourse.grader.preflight): the source is the release, the reference earns all
+    reference = tasks(args.assignment, config, [preflight.REFERENCE], limits)[0]
+    if not preflight.check(config, args.assignment, reference,
+                           allow_changed_source=args.allow_changed_source,
+                           solution_check=not args.skip_solution_check, log=sys.stderr):
+        return 1
     started = time.monotonic()
     todo = tasks(args.assignment, config, args.student, limits)
     if args.only_missing:
