@@ -197,7 +197,7 @@ def test_the_guides_grade_synopsis_is_the_commands_options():
     import re
     guide = (REPO / "book" / "instructors.md").read_text()
     synopsis = re.search(r"`(aecourse grade ps1 \[[^`]*)`", guide).group(1)
-    documented = set(re.findall(r"\[(--[a-z-]+)", synopsis))
+    documented = set(re.findall(r"(--[a-z-]+)", synopsis))
     options = {o for a in grade_command._parser()._actions for o in a.option_strings
                if o.startswith("--") and o != "--help"}
     assert documented == options

@@ -426,7 +426,8 @@ def test_validate_shows_whole_messages_and_exits_0_even_on_failure(tmp_path):
 # until a test runs it and is listed here.
 GRADE_SYNOPSIS = ("aecourse grade ps1 [--student ID ...] [--jobs N] [--timeout S] "
                   "[--submission-timeout S] [--cpu S] [--memory MB] [--fsize MB] [--db-url URL] "
-                  "[--course-dir DIR] [--allow-changed-source] [--skip-solution-check]")
+                  "[--course-dir DIR] [--allow-changed-source] [--skip-solution-check] "
+                  "[--only-missing] [--scheduler ADDRESS | --cluster local]")
 REGRADE = "test_regrading_gives_identical_grades_and_one_row_per_student_and_cell"
 RUN_BY = {
     "sh deploy/jupyterhub/setup_exchange.sh /srv/nbgrader/exchange":
@@ -469,7 +470,20 @@ RUN_BY = {
         ("test_term.py", "test_make_passes_options_and_works_with_an_environment",
          ["grade", "VENV="]),
     "aecourse grade ps1 --student bob": ("test_autograde.py", REGRADE, ["--student"]),
-    "aecourse grade ps1 --student ...": ("test_autograde.py", REGRADE, ["--student"]),
+    "aecourse grade ps1 --cluster local --jobs 2":
+        ("test_grader_dask.py", "test_a_local_cluster_gives_the_hostile_cases_their_exact_scores",
+         ["--cluster", "local", "--jobs"]),
+    "aecourse grade ps1 --scheduler tcp://HOST:8786": (
+        "test_grader_dask.py",
+        "test_a_class_on_two_workers_survives_a_killed_worker_and_a_killed_client",
+        ["--scheduler"]),
+    "aecourse grade ps1 --scheduler tcp://HOST:8786 --only-missing": (
+        "test_grader_dask.py",
+        "test_a_class_on_two_workers_survives_a_killed_worker_and_a_killed_client",
+        ["--scheduler", "--only-missing"]),
+    "dask scheduler": ("test_grader_dask.py", "cluster", ["scheduler"]),
+    "dask worker tcp://HOST:8786 --nthreads 1 --no-nanny":
+        ("test_grader_dask.py", "cluster", ["worker", "--nthreads", "1", "--no-nanny"]),
     "aecourse grade ps1 --db-url postgresql+psycopg2://...":
         ("test_autograde_postgres.py", "test_db_url_flag_overrides_the_config", ["--db-url"]),
     "nbgrader autograde ps1": ("test_term.py",

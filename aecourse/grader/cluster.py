@@ -15,11 +15,12 @@ reason). A submission that kills its own sandbox only ends its own process, as l
 What a worker needs (see the instructors' guide): the same Python environment as the client
 (``aecourse[grader]``, with ``distributed``), the course directory at the same absolute path
 (a shared filesystem: the tasks carry paths, not files) and, for isolation, root. Start
-workers with one thread each and without the nanny's daemon flag, so that they may start the
-per-submission processes::
+workers with one thread each, and so that they may start the per-submission processes:
+without a nanny, or with ``DASK_DISTRIBUTED__WORKER__DAEMON=False`` (a nanny's worker is a
+daemon process by default, and daemons may not have children)::
 
     dask scheduler
-    DASK_DISTRIBUTED__WORKER__DAEMON=False dask worker tcp://HOST:8786 --nthreads 1
+    dask worker tcp://HOST:8786 --nthreads 1 --no-nanny
 
 Nothing here is imported unless ``--scheduler``/``--cluster`` is given.
 """
