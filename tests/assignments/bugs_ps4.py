@@ -13,7 +13,8 @@ BUGS = [
          loses=["test_kl_sparsity_values", "test_kl_sparsity_properties"]),
     dict(name="kl-rho-and-rho-hat-swapped", cell="kl_sparsity",
          find="kl = rho * np.log(rho / rho_hat) + (1 - rho) * np.log((1 - rho) / (1 - rho_hat))",
-         replace="kl = rho_hat * np.log(rho_hat / rho) + (1 - rho_hat) * np.log((1 - rho_hat) / (1 - rho))",
+         replace="kl = rho_hat * np.log(rho_hat / rho) "
+                 "+ (1 - rho_hat) * np.log((1 - rho_hat) / (1 - rho))",
          loses=["test_kl_sparsity_values"]),
     dict(name="kl-mean-over-units", cell="kl_sparsity",
          find="return float(kl.sum())", replace="return float(kl.mean())",
