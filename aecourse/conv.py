@@ -1,0 +1,165 @@
+"""A small convolutional autoencoder for 28x28 images, and the size arithmetic of convolutions.
+
+The encoder halves the image three times with stride-2 convolutions and the decoder
+doubles it back, either with transposed convolutions or with nearest-neighbour
+upsampling followed by an ordinary convolution::
+
+    x (1, 28, 28) -> (c1, 14, 14) -> (c2, 7, 7) -> h (k, 4, 4)        encoder, stride 2
+    h (k, 4, 4)   -> (c2, 7, 7)   -> (c1, 14, 14) -> x_hat (1, 28, 28)  decoder
+
+With ``k = 2`` code channels the code has ``2 * 4 * 4 = 32`` numbers, the size of
+chapter 7's fully connected 784-32-784 model. Images travel as rows of 784 pixels,
+like everywhere in the course, so ``fit``, the losses and the plots work unchanged.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from aecourse._validate import check_choice, check_positive_int, check_random_state, describe
+from aecourse.models import ACTIVATIONS, _AutoencoderAPI, activation
+
+__all__ = ["ConvAutoencoder", "conv_output_size", "transposed_output_size", "UPSAMPLING"]
+
+#: How the decoder doubles the image size.
+UPSAMPLING = ("transposed", "nearest")
+
+_SIDES = (28, 14, 7, 4)  # the image side after 0, 1, 2, 3 stride-2 convolutions
+
+
+def conv_output_size(n: int, kernel_size: int, *, stride: int = 1, padding: int = 0) -> int:
+    """Side of a convolution's output: ``floor((n + 2 padding - kernel_size) / stride) + 1``.
+
+    Chapter: 8 (Convolutional autoencoders).
+    """
+    n, k, s = (check_positive_int(v, name) for v, name in
+               ((n, "n"), (kernel_size, "kernel_size"), (stride, "stride")))
+    p = _check_padding(padding, "padding")
+    if n + 2 * p < k:
+        raise ValueError(f"the kernel ({k}) is larger than the padded input ({n} + 2 * {p}).")
+    return (n + 2 * p - k) // s + 1
+
+
+def transposed_output_size(n: int, kernel_size: int, *, stride: int = 1, padding: int = 0,
+                           output_padding: int = 0) -> int:
+    """Side of a transposed convolution's output: ``(n - 1) stride - 2 padding + kernel_size
+    + output_padding``; it inverts ``conv_output_size`` (``output_padding`` < stride picks
+    one of the input sizes that the floor maps to the same output).
+
+    Chapter: 8 (Convolutional autoencoders).
+    """
+    n, k, s = (check_positive_int(v, name) for v, name in
+               ((n, "n"), (kernel_size, "kernel_size"), (stride, "stride")))
+    p = _check_padding(padding, "padding")
+    op = _check_padding(output_padding, "output_padding")
+    if op >= s:
+        raise ValueError(f"output_padding must be smaller than stride ({s}); got {op}.")
+    size = (n - 1) * s - 2 * p + k + op
+    if size < 1:
+        raise ValueError(f"these settings give an empty output (size {size}).")
+    return size
+
+
+def _check_padding(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer >= 0; got {describe(value)}.")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0; got {value}.")
+    return value
+
+
+def _kernel(shape, generator) -> torch.Tensor:
+    """A kernel (a, b, kh, kw) uniform in +-sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio)."""
+    a, b, kh, kw = shape
+    bound = (6.0 / ((a + b) * kh * kw)) ** 0.5
+    return (torch.rand(shape, generator=generator) * 2.0 - 1.0) * bound
+
+
+class ConvAutoencoder(_AutoencoderAPI):
+    """Convolutional autoencoder for 28x28 images given as rows of 784 pixels.
+
+    Encoder: three 3x3 convolutions with stride 2 and padding 1 (28 -> 14 -> 7 -> 4),
+    ``g`` after each; the code ``h`` is the last one's ``code_channels`` maps of 4x4,
+    flattened. Decoder: the mirror image, ``g`` after each layer but the last, whose
+    logits go through the sigmoid ``f``.
+
+    Parameters
+    ----------
+    channels : tuple of two int
+        Feature maps after the first and the second convolution (c1, c2).
+    code_channels : int
+        Maps in the code (k); the code size is ``16 k`` (k = 2: 32 numbers).
+    upsampling : str
+        "transposed": 3x3 transposed convolutions with stride 2; "nearest": repeat
+        pixels to the next size (7, 14, 28), then a 3x3 convolution with stride 1.
+    g : str
+        Hidden function, one of ``aecourse.models.ACTIVATIONS``.
+    random_state : int, None or torch.Generator
+        Seeds the initialisation (Glorot uniform, zero biases).
+
+    Attributes
+    ----------
+    encoder_layers, decoder_layers : ModuleList of three layers each
+    n_features : int, 784
+    n_hidden : int, 16 * code_channels
+
+    Chapter: 8 (Convolutional autoencoders).
+    """
+
+    def __init__(self, channels=(16, 32), code_channels: int = 2, *,
+                 upsampling: str = "transposed", g: str = "leaky_relu", random_state=0):
+        super().__init__()
+        if isinstance(channels, (str, bytes)) or not hasattr(channels, "__len__") \
+                or len(channels) != 2:
+            raise TypeError(f"channels must be a pair of ints (c1, c2), e.g. (16, 32); "
+                            f"got {describe(channels)}.")
+        c1, c2 = (check_positive_int(c, f"channels[{i}]") for i, c in enumerate(channels))
+        k = check_positive_int(code_channels, "code_channels")
+        self.channels, self.code_channels = (c1, c2), k
+        self.upsampling = check_choice(upsampling, "upsampling", UPSAMPLING)
+        self.g_name = check_choice(g, "g", ACTIVATIONS)
+        self.g, self.f = activation(g), torch.sigmoid
+        self.n_features, self.n_hidden = 28 * 28, k * 4 * 4
+        generator = check_random_state(random_state, kind="torch")
+        down, up = [(1, c1), (c1, c2), (c2, k)], [(k, c2), (c2, c1), (c1, 1)]
+        self.encoder_layers = nn.ModuleList(
+            self._layer(nn.Conv2d, a, b, generator, stride=2) for a, b in down)
+        if self.upsampling == "transposed":
+            self.decoder_layers = nn.ModuleList(
+                self._layer(nn.ConvTranspose2d, a, b, generator, stride=2,
+                            output_padding=0 if out == 7 else 1)
+                for (a, b), out in zip(up, _SIDES[2::-1], strict=True))
+        else:
+            self.decoder_layers = nn.ModuleList(
+                self._layer(nn.Conv2d, a, b, generator) for a, b in up)
+
+    @staticmethod
+    def _layer(kind, n_in: int, n_out: int, generator, **options) -> nn.Module:
+        layer = nn.utils.skip_init(kind, n_in, n_out, 3, padding=1, **options)
+        with torch.no_grad():
+            layer.weight.copy_(_kernel(tuple(layer.weight.shape), generator))
+            layer.bias.zero_()
+        return layer
+
+    def encode(self, X) -> torch.Tensor:
+        """Code h (m, 16 k) of images X (m, 784)."""
+        a = self._as_input(X, "X", self.n_features).reshape(-1, 1, 28, 28)
+        for layer in self.encoder_layers:
+            a = self.g(layer(a))
+        return a.flatten(1)
+
+    def decode_logits(self, h) -> torch.Tensor:
+        """Output logits (m, 784) from codes h (m, 16 k)."""
+        a = self._as_input(h, "h", self.n_hidden).reshape(-1, self.code_channels, 4, 4)
+        for i, (layer, side) in enumerate(zip(self.decoder_layers, _SIDES[2::-1], strict=True)):
+            if self.upsampling == "nearest":
+                a = nn.functional.interpolate(a, size=(side, side), mode="nearest")
+            a = layer(a)
+            if i < len(self.decoder_layers) - 1:
+                a = self.g(a)
+        return a.flatten(1)
+
+    def extra_repr(self) -> str:
+        return (f"channels={self.channels}, code_channels={self.code_channels}, "
+                f"upsampling={self.upsampling!r}, g={self.g_name!r}")
