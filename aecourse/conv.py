@@ -1,8 +1,7 @@
 """A small convolutional autoencoder for 28x28 images, and the size arithmetic of convolutions.
 
 The encoder halves the image three times with stride-2 convolutions and the decoder
-doubles it back, either with transposed convolutions or with nearest-neighbour
-upsampling followed by an ordinary convolution::
+doubles it back with stride-2 transposed convolutions::
 
     x (1, 28, 28) -> (c1, 14, 14) -> (c2, 7, 7) -> h (k, 4, 4)        encoder, stride 2
     h (k, 4, 4)   -> (c2, 7, 7)   -> (c1, 14, 14) -> x_hat (1, 28, 28)  decoder
@@ -20,10 +19,7 @@ from torch import nn
 from aecourse._validate import check_choice, check_positive_int, check_random_state, describe
 from aecourse.models import ACTIVATIONS, _AutoencoderAPI, activation
 
-__all__ = ["ConvAutoencoder", "conv_output_size", "transposed_output_size", "UPSAMPLING"]
-
-#: How the decoder doubles the image size.
-UPSAMPLING = ("transposed", "nearest")
+__all__ = ["ConvAutoencoder", "conv_output_size", "transposed_output_size"]
 
 _SIDES = (28, 14, 7, 4)  # the image side after 0, 1, 2, 3 stride-2 convolutions
 
@@ -69,10 +65,14 @@ def _check_padding(value, name: str) -> int:
     return value
 
 
-def _kernel(shape, generator) -> torch.Tensor:
-    """A kernel (a, b, kh, kw) uniform in +-sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio)."""
-    a, b, kh, kw = shape
-    bound = (6.0 / ((a + b) * kh * kw)) ** 0.5
+def _kernel(shape, n_inputs: int, generator) -> torch.Tensor:
+    """A kernel of ``shape`` uniform in +-sqrt(6 / n_inputs) (He et al., for ReLU-like ``g``).
+
+    ``n_inputs`` is how many numbers each output sums. Glorot's smaller range (used by
+    the dense models) leaves the code of this 6-layer network so weak at the start
+    that the decoder first learns a black image and its sigmoid saturates there.
+    """
+    bound = (6.0 / n_inputs) ** 0.5
     return (torch.rand(shape, generator=generator) * 2.0 - 1.0) * bound
 
 
@@ -81,8 +81,9 @@ class ConvAutoencoder(_AutoencoderAPI):
 
     Encoder: three 3x3 convolutions with stride 2 and padding 1 (28 -> 14 -> 7 -> 4),
     ``g`` after each; the code ``h`` is the last one's ``code_channels`` maps of 4x4,
-    flattened. Decoder: the mirror image, ``g`` after each layer but the last, whose
-    logits go through the sigmoid ``f``.
+    flattened. Decoder: the mirror image with 3x3 transposed convolutions of stride 2
+    (4 -> 7 -> 14 -> 28), ``g`` after each layer but the last, whose logits go through
+    the sigmoid ``f``.
 
     Parameters
     ----------
@@ -90,13 +91,10 @@ class ConvAutoencoder(_AutoencoderAPI):
         Feature maps after the first and the second convolution (c1, c2).
     code_channels : int
         Maps in the code (k); the code size is ``16 k`` (k = 2: 32 numbers).
-    upsampling : str
-        "transposed": 3x3 transposed convolutions with stride 2; "nearest": repeat
-        pixels to the next size (7, 14, 28), then a 3x3 convolution with stride 1.
     g : str
         Hidden function, one of ``aecourse.models.ACTIVATIONS``.
     random_state : int, None or torch.Generator
-        Seeds the initialisation (Glorot uniform, zero biases).
+        Seeds the initialisation (He uniform, zero biases).
 
     Attributes
     ----------
@@ -107,8 +105,8 @@ class ConvAutoencoder(_AutoencoderAPI):
     Chapter: 8 (Convolutional autoencoders).
     """
 
-    def __init__(self, channels=(16, 32), code_channels: int = 2, *,
-                 upsampling: str = "transposed", g: str = "leaky_relu", random_state=0):
+    def __init__(self, channels=(8, 16), code_channels: int = 2, *, g: str = "leaky_relu",
+                 random_state=0):
         super().__init__()
         if isinstance(channels, (str, bytes)) or not hasattr(channels, "__len__") \
                 or len(channels) != 2:
@@ -117,7 +115,6 @@ class ConvAutoencoder(_AutoencoderAPI):
         c1, c2 = (check_positive_int(c, f"channels[{i}]") for i, c in enumerate(channels))
         k = check_positive_int(code_channels, "code_channels")
         self.channels, self.code_channels = (c1, c2), k
-        self.upsampling = check_choice(upsampling, "upsampling", UPSAMPLING)
         self.g_name = check_choice(g, "g", ACTIVATIONS)
         self.g, self.f = activation(g), torch.sigmoid
         self.n_features, self.n_hidden = 28 * 28, k * 4 * 4
@@ -125,20 +122,18 @@ class ConvAutoencoder(_AutoencoderAPI):
         down, up = [(1, c1), (c1, c2), (c2, k)], [(k, c2), (c2, c1), (c1, 1)]
         self.encoder_layers = nn.ModuleList(
             self._layer(nn.Conv2d, a, b, generator, stride=2) for a, b in down)
-        if self.upsampling == "transposed":
-            self.decoder_layers = nn.ModuleList(
-                self._layer(nn.ConvTranspose2d, a, b, generator, stride=2,
-                            output_padding=0 if out == 7 else 1)
-                for (a, b), out in zip(up, _SIDES[2::-1], strict=True))
-        else:
-            self.decoder_layers = nn.ModuleList(
-                self._layer(nn.Conv2d, a, b, generator) for a, b in up)
+        self.decoder_layers = nn.ModuleList(  # output_padding picks 7 (not 8) after 4, 14, 28
+            self._layer(nn.ConvTranspose2d, a, b, generator, stride=2,
+                        output_padding=0 if side == 7 else 1)
+            for (a, b), side in zip(up, _SIDES[2::-1], strict=True))
 
     @staticmethod
     def _layer(kind, n_in: int, n_out: int, generator, **options) -> nn.Module:
         layer = nn.utils.skip_init(kind, n_in, n_out, 3, padding=1, **options)
-        with torch.no_grad():
-            layer.weight.copy_(_kernel(tuple(layer.weight.shape), generator))
+        stride = options["stride"] if kind is nn.ConvTranspose2d else 1
+        with torch.no_grad():  # a transposed convolution's output sums n_in * 9 / stride**2 inputs
+            layer.weight.copy_(_kernel(tuple(layer.weight.shape), n_in * 9 / stride ** 2,
+                                       generator))
             layer.bias.zero_()
         return layer
 
@@ -152,14 +147,10 @@ class ConvAutoencoder(_AutoencoderAPI):
     def decode_logits(self, h) -> torch.Tensor:
         """Output logits (m, 784) from codes h (m, 16 k)."""
         a = self._as_input(h, "h", self.n_hidden).reshape(-1, self.code_channels, 4, 4)
-        for i, (layer, side) in enumerate(zip(self.decoder_layers, _SIDES[2::-1], strict=True)):
-            if self.upsampling == "nearest":
-                a = nn.functional.interpolate(a, size=(side, side), mode="nearest")
-            a = layer(a)
-            if i < len(self.decoder_layers) - 1:
-                a = self.g(a)
-        return a.flatten(1)
+        *hidden, last = self.decoder_layers
+        for layer in hidden:
+            a = self.g(layer(a))
+        return last(a).flatten(1)
 
     def extra_repr(self) -> str:
-        return (f"channels={self.channels}, code_channels={self.code_channels}, "
-                f"upsampling={self.upsampling!r}, g={self.g_name!r}")
+        return f"channels={self.channels}, code_channels={self.code_channels}, g={self.g_name!r}"

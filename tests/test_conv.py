@@ -50,9 +50,8 @@ def test_transposed_convolution_is_the_adjoint_of_convolution():
     assert lhs.item() == pytest.approx(rhs.item(), rel=1e-12)
 
 
-@pytest.mark.parametrize("upsampling", ["transposed", "nearest"])
-def test_conv_autoencoder_shapes_and_code_size(upsampling):
-    model = ConvAutoencoder(upsampling=upsampling, random_state=0)
+def test_conv_autoencoder_shapes_and_code_size():
+    model = ConvAutoencoder(random_state=0)
     X = torch.rand(3, 784)
     h = model.encode(X)
     assert h.shape == (3, 32) and model.n_hidden == 32
@@ -86,7 +85,7 @@ def test_fit_trains_a_conv_autoencoder_and_the_loss_falls():
     (dict(channels=16), TypeError, "pair"),
     (dict(channels=(16, 0)), ValueError, ">= 1"),
     (dict(code_channels=1.5), TypeError, "positive integer"),
-    (dict(upsampling="bilinear"), ValueError, "upsampling must be one of"),
+
     (dict(g="softmax"), ValueError, "g must be one of"),
 ])
 def test_conv_autoencoder_rejects_bad_arguments(kwargs, error, words):
