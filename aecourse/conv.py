@@ -27,6 +27,19 @@ _SIDES = (28, 14, 7, 4)  # the image side after 0, 1, 2, 3 stride-2 convolutions
 def conv_output_size(n: int, kernel_size: int, *, stride: int = 1, padding: int = 0) -> int:
     """Side of a convolution's output: ``floor((n + 2 padding - kernel_size) / stride) + 1``.
 
+    Parameters
+    ----------
+    n : int
+        Side of the (square) input, >= 1.
+    kernel_size, stride : int
+        >= 1.
+    padding : int
+        Zeros added on each side, >= 0.
+
+    Returns
+    -------
+    int, the side of the output
+
     Chapter: 8 (Convolutional autoencoders).
     """
     n, k, s = (check_positive_int(v, name) for v, name in
@@ -42,6 +55,21 @@ def transposed_output_size(n: int, kernel_size: int, *, stride: int = 1, padding
     """Side of a transposed convolution's output: ``(n - 1) stride - 2 padding + kernel_size
     + output_padding``; it inverts ``conv_output_size`` (``output_padding`` < stride picks
     one of the input sizes that the floor maps to the same output).
+
+    Parameters
+    ----------
+    n : int
+        Side of the (square) input, >= 1.
+    kernel_size, stride : int
+        >= 1.
+    padding : int
+        As in the convolution this one transposes, >= 0.
+    output_padding : int
+        Extra rows and columns on one side, 0 <= output_padding < stride.
+
+    Returns
+    -------
+    int, the side of the output
 
     Chapter: 8 (Convolutional autoencoders).
     """
@@ -65,7 +93,7 @@ def _check_padding(value, name: str) -> int:
     return value
 
 
-def _kernel(shape, n_inputs: int, generator) -> torch.Tensor:
+def _kernel(shape, n_inputs: float, generator) -> torch.Tensor:
     """A kernel of ``shape`` uniform in +-sqrt(6 / n_inputs) (He et al., for ReLU-like ``g``).
 
     ``n_inputs`` is how many numbers each output sums. Glorot's smaller range (used by
