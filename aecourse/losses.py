@@ -290,3 +290,41 @@ def jacobian_penalty(encode, X):
         (dh_j,) = torch.autograd.grad(h[:, j].sum(), X, create_graph=True)
         total = total + (dh_j ** 2).sum()
     return total / X.shape[0]
+
+
+def _check_gaussian(mu, logvar):
+    """Check the mean and log-variance of a diagonal Gaussian: float arrays of one shape."""
+    check_array(mu, "mu", ndim=(1, 2))
+    check_array(logvar, "logvar", ndim=(1, 2))
+    check_same_shape(mu, "mu", logvar, "logvar")
+    if isinstance(mu, torch.Tensor) != isinstance(logvar, torch.Tensor):
+        raise TypeError(f"mu and logvar must both be NumPy arrays or both torch tensors; got "
+                        f"{describe(mu)} and {describe(logvar)}.")
+
+
+def gaussian_kl(mu, logvar):
+    """``KL(N(mu, diag exp(logvar)) || N(0, I))`` in closed form, summed over the code units.
+
+    For one example with code size d,
+    ``KL = (1/2) sum_j (mu_j**2 + sigma_j**2 - 1 - log sigma_j**2)`` with
+    ``sigma_j**2 = exp(logvar_j)``: zero exactly when ``mu = 0`` and ``sigma = 1``,
+    positive otherwise. Summed over the d code units, averaged over examples: the
+    regulariser of the variational autoencoder's ELBO.
+
+    Parameters
+    ----------
+    mu : ndarray or Tensor, shape (m, d) or (d,)
+        Means of the encoder's Gaussian q(h|x).
+    logvar : ndarray or Tensor, same shape
+        Log-variances ``log sigma**2`` (any real numbers: the log keeps sigma > 0).
+
+    Returns
+    -------
+    float array or Tensor, shape ()
+
+    Chapter: 9 (From autoencoders to generative models).
+    """
+    _check_gaussian(mu, logvar)
+    xp = _xp(mu)
+    per_entry = mu ** 2 + xp.exp(logvar) - 1.0 - logvar
+    return 0.5 * per_entry.sum() / _n_examples(mu)

@@ -1,0 +1,184 @@
+"""A small convolutional autoencoder for 28x28 images, and the size arithmetic of convolutions.
+
+The encoder halves the image three times with stride-2 convolutions and the decoder
+doubles it back with stride-2 transposed convolutions::
+
+    x (1, 28, 28) -> (c1, 14, 14) -> (c2, 7, 7) -> h (k, 4, 4)        encoder, stride 2
+    h (k, 4, 4)   -> (c2, 7, 7)   -> (c1, 14, 14) -> x_hat (1, 28, 28)  decoder
+
+With ``k = 2`` code channels the code has ``2 * 4 * 4 = 32`` numbers, the size of
+chapter 7's fully connected 784-32-784 model. Images travel as rows of 784 pixels,
+like everywhere in the course, so ``fit``, the losses and the plots work unchanged.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from aecourse._validate import check_choice, check_positive_int, check_random_state, describe
+from aecourse.models import ACTIVATIONS, _AutoencoderAPI, activation
+
+__all__ = ["ConvAutoencoder", "conv_output_size", "transposed_output_size"]
+
+_SIDES = (28, 14, 7, 4)  # the image side after 0, 1, 2, 3 stride-2 convolutions
+
+
+def conv_output_size(n: int, kernel_size: int, *, stride: int = 1, padding: int = 0) -> int:
+    """Side of a convolution's output: ``floor((n + 2 padding - kernel_size) / stride) + 1``.
+
+    Parameters
+    ----------
+    n : int
+        Side of the (square) input, >= 1.
+    kernel_size, stride : int
+        >= 1.
+    padding : int
+        Zeros added on each side, >= 0.
+
+    Returns
+    -------
+    int, the side of the output
+
+    Chapter: 8 (Convolutional autoencoders).
+    """
+    n, k, s = (check_positive_int(v, name) for v, name in
+               ((n, "n"), (kernel_size, "kernel_size"), (stride, "stride")))
+    p = _check_padding(padding, "padding")
+    if n + 2 * p < k:
+        raise ValueError(f"the kernel ({k}) is larger than the padded input ({n} + 2 * {p}).")
+    return (n + 2 * p - k) // s + 1
+
+
+def transposed_output_size(n: int, kernel_size: int, *, stride: int = 1, padding: int = 0,
+                           output_padding: int = 0) -> int:
+    """Side of a transposed convolution's output: ``(n - 1) stride - 2 padding + kernel_size
+    + output_padding``; it inverts ``conv_output_size`` (``output_padding`` < stride picks
+    one of the input sizes that the floor maps to the same output).
+
+    Parameters
+    ----------
+    n : int
+        Side of the (square) input, >= 1.
+    kernel_size, stride : int
+        >= 1.
+    padding : int
+        As in the convolution this one transposes, >= 0.
+    output_padding : int
+        Extra rows and columns on one side, 0 <= output_padding < stride.
+
+    Returns
+    -------
+    int, the side of the output
+
+    Chapter: 8 (Convolutional autoencoders).
+    """
+    n, k, s = (check_positive_int(v, name) for v, name in
+               ((n, "n"), (kernel_size, "kernel_size"), (stride, "stride")))
+    p = _check_padding(padding, "padding")
+    op = _check_padding(output_padding, "output_padding")
+    if op >= s:
+        raise ValueError(f"output_padding must be smaller than stride ({s}); got {op}.")
+    size = (n - 1) * s - 2 * p + k + op
+    if size < 1:
+        raise ValueError(f"these settings give an empty output (size {size}).")
+    return size
+
+
+def _check_padding(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer >= 0; got {describe(value)}.")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0; got {value}.")
+    return value
+
+
+def _kernel(shape, n_inputs: float, generator) -> torch.Tensor:
+    """A kernel of ``shape`` uniform in +-sqrt(6 / n_inputs) (He et al., for ReLU-like ``g``).
+
+    ``n_inputs`` is how many numbers each output sums. Glorot's smaller range (used by
+    the dense models) leaves the code of this 6-layer network so weak at the start
+    that the decoder first learns a black image and its sigmoid saturates there.
+    """
+    bound = (6.0 / n_inputs) ** 0.5
+    return (torch.rand(shape, generator=generator) * 2.0 - 1.0) * bound
+
+
+class ConvAutoencoder(_AutoencoderAPI):
+    """Convolutional autoencoder for 28x28 images given as rows of 784 pixels.
+
+    Encoder: three 3x3 convolutions with stride 2 and padding 1 (28 -> 14 -> 7 -> 4),
+    ``g`` after each; the code ``h`` is the last one's ``code_channels`` maps of 4x4,
+    flattened. Decoder: the mirror image with 3x3 transposed convolutions of stride 2
+    (4 -> 7 -> 14 -> 28), ``g`` after each layer but the last, whose logits go through
+    the sigmoid ``f``.
+
+    Parameters
+    ----------
+    channels : tuple of two int
+        Feature maps after the first and the second convolution (c1, c2).
+    code_channels : int
+        Maps in the code (k); the code size is ``16 k`` (k = 2: 32 numbers).
+    g : str
+        Hidden function, one of ``aecourse.models.ACTIVATIONS``.
+    random_state : int, None or torch.Generator
+        Seeds the initialisation (He uniform, zero biases).
+
+    Attributes
+    ----------
+    encoder_layers, decoder_layers : ModuleList of three layers each
+    n_features : int, 784
+    n_hidden : int, 16 * code_channels
+
+    Chapter: 8 (Convolutional autoencoders).
+    """
+
+    def __init__(self, channels=(8, 16), code_channels: int = 2, *, g: str = "leaky_relu",
+                 random_state=0):
+        super().__init__()
+        if isinstance(channels, (str, bytes)) or not hasattr(channels, "__len__") \
+                or len(channels) != 2:
+            raise TypeError(f"channels must be a pair of ints (c1, c2), e.g. (16, 32); "
+                            f"got {describe(channels)}.")
+        c1, c2 = (check_positive_int(c, f"channels[{i}]") for i, c in enumerate(channels))
+        k = check_positive_int(code_channels, "code_channels")
+        self.channels, self.code_channels = (c1, c2), k
+        self.g_name = check_choice(g, "g", ACTIVATIONS)
+        self.g, self.f = activation(g), torch.sigmoid
+        self.n_features, self.n_hidden = 28 * 28, k * 4 * 4
+        generator = check_random_state(random_state, kind="torch")
+        down, up = [(1, c1), (c1, c2), (c2, k)], [(k, c2), (c2, c1), (c1, 1)]
+        self.encoder_layers = nn.ModuleList(
+            self._layer(nn.Conv2d, a, b, generator, stride=2) for a, b in down)
+        self.decoder_layers = nn.ModuleList(  # output_padding picks 7 (not 8) after 4, 14, 28
+            self._layer(nn.ConvTranspose2d, a, b, generator, stride=2,
+                        output_padding=0 if side == 7 else 1)
+            for (a, b), side in zip(up, _SIDES[2::-1], strict=True))
+
+    @staticmethod
+    def _layer(kind, n_in: int, n_out: int, generator, **options) -> nn.Module:
+        layer = nn.utils.skip_init(kind, n_in, n_out, 3, padding=1, **options)
+        stride = options["stride"] if kind is nn.ConvTranspose2d else 1
+        with torch.no_grad():  # a transposed convolution's output sums n_in * 9 / stride**2 inputs
+            layer.weight.copy_(_kernel(tuple(layer.weight.shape), n_in * 9 / stride ** 2,
+                                       generator))
+            layer.bias.zero_()
+        return layer
+
+    def encode(self, X) -> torch.Tensor:
+        """Code h (m, 16 k) of images X (m, 784)."""
+        a = self._as_input(X, "X", self.n_features).reshape(-1, 1, 28, 28)
+        for layer in self.encoder_layers:
+            a = self.g(layer(a))
+        return a.flatten(1)
+
+    def decode_logits(self, h) -> torch.Tensor:
+        """Output logits (m, 784) from codes h (m, 16 k)."""
+        a = self._as_input(h, "h", self.n_hidden).reshape(-1, self.code_channels, 4, 4)
+        *hidden, last = self.decoder_layers
+        for layer in hidden:
+            a = self.g(layer(a))
+        return last(a).flatten(1)
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, code_channels={self.code_channels}, g={self.g_name!r}"

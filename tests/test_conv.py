@@ -1,0 +1,109 @@
+"""Tests for aecourse.conv: sizes against torch's layers, the adjoint identity, the model."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+from aecourse.conv import ConvAutoencoder, conv_output_size, transposed_output_size
+from aecourse.models import Autoencoder
+from aecourse.train import fit
+
+
+@pytest.mark.parametrize("n, k, s, p", list(itertools.product((5, 7, 14, 28), (1, 3, 4), (1, 2, 3),
+                                                                (0, 1))))
+def test_output_size_formulas_match_torch_layers(n, k, s, p):
+    x = torch.zeros(1, 1, n, n)
+    if n + 2 * p < k:
+        return
+    conv = torch.nn.Conv2d(1, 1, k, stride=s, padding=p)
+    m = conv_output_size(n, k, stride=s, padding=p)
+    assert conv(x).shape[-1] == m
+    for op in range(s):
+        if (n - 1) * s - 2 * p + k + op < 1:
+            continue
+        up = torch.nn.ConvTranspose2d(1, 1, k, stride=s, padding=p, output_padding=op)
+        assert up(x).shape[-1] == transposed_output_size(n, k, stride=s, padding=p,
+                                                         output_padding=op)
+
+
+def test_some_output_padding_brings_the_transposed_convolution_back_to_the_input_size():
+    for n, k, s, p in itertools.product(range(3, 30), (3, 5), (1, 2, 3), (0, 1, 2)):
+        if n + 2 * p < k:
+            continue
+        m = conv_output_size(n, k, stride=s, padding=p)
+        back = {transposed_output_size(m, k, stride=s, padding=p, output_padding=op)
+                for op in range(s)}
+        assert n in back
+
+
+def test_transposed_convolution_is_the_adjoint_of_convolution():
+    g = torch.Generator().manual_seed(0)
+    W = torch.randn(5, 3, 3, 3, generator=g, dtype=torch.float64)   # (out, in, kh, kw)
+    x = torch.randn(2, 3, 14, 14, generator=g, dtype=torch.float64)
+    y_shape = F.conv2d(x, W, stride=2, padding=1).shape
+    y = torch.randn(y_shape, generator=g, dtype=torch.float64)
+    lhs = (F.conv2d(x, W, stride=2, padding=1) * y).sum()
+    rhs = (x * F.conv_transpose2d(y, W, stride=2, padding=1, output_padding=1)).sum()
+    assert lhs.item() == pytest.approx(rhs.item(), rel=1e-12)
+
+
+def test_conv_autoencoder_shapes_and_code_size():
+    model = ConvAutoencoder(random_state=0)
+    X = torch.rand(3, 784)
+    h = model.encode(X)
+    assert h.shape == (3, 32) and model.n_hidden == 32
+    x_hat = model(X)
+    assert x_hat.shape == (3, 784) and 0 < x_hat.min() and x_hat.max() < 1
+
+
+def test_conv_autoencoder_has_far_fewer_parameters_than_the_dense_784_32_784():
+    conv = sum(p.numel() for p in ConvAutoencoder().parameters())
+    dense = sum(p.numel() for p in Autoencoder(784, 32).parameters())
+    assert dense == 784 * 32 + 32 + 32 * 784 + 784
+    assert conv < dense / 4
+
+
+def test_conv_autoencoder_is_seeded_and_leaves_the_global_state_alone():
+    state = torch.random.get_rng_state()
+    a, b = ConvAutoencoder(random_state=4), ConvAutoencoder(random_state=4)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    assert torch.equal(state, torch.random.get_rng_state())
+
+
+def test_fit_trains_a_conv_autoencoder_and_the_loss_falls():
+    X = np.zeros((64, 784), dtype=np.float32)
+    X.reshape(64, 28, 28)[:, 8:20, 10:18] = np.random.default_rng(0).random((64, 1, 1))
+    history = fit(ConvAutoencoder(random_state=0), X, epochs=8, lr=1e-2, batch_size=16,
+                  progress=False)
+    assert history["loss"][-1] < 0.5 * history["loss"][0]
+
+
+@pytest.mark.parametrize("kwargs, error, words", [
+    (dict(channels=16), TypeError, "pair"),
+    (dict(channels=(16, 0)), ValueError, ">= 1"),
+    (dict(code_channels=1.5), TypeError, "positive integer"),
+
+    (dict(g="softmax"), ValueError, "g must be one of"),
+])
+def test_conv_autoencoder_rejects_bad_arguments(kwargs, error, words):
+    with pytest.raises(error, match=words):
+        ConvAutoencoder(**kwargs)
+
+
+def test_conv_autoencoder_rejects_images_of_the_wrong_size():
+    with pytest.raises(ValueError, match="784 features"):
+        ConvAutoencoder().encode(torch.zeros(2, 64))
+
+
+@pytest.mark.parametrize("call, error", [
+    (lambda: conv_output_size(3, 5), ValueError),
+    (lambda: conv_output_size(28, 3, padding=-1), ValueError),
+    (lambda: conv_output_size(28.0, 3), TypeError),
+    (lambda: transposed_output_size(7, 3, stride=2, output_padding=2), ValueError),
+])
+def test_size_formulas_reject_bad_arguments(call, error):
+    with pytest.raises(error):
+        call()
