@@ -19,6 +19,7 @@ with ``--dist loadgroup`` the five spread over the test workers.
 import re
 import time
 
+import nbformat
 import pytest
 from assignments import harness
 
@@ -145,7 +146,8 @@ def test_autograding_gives_solution_blank_and_each_bug_their_points(ps, tmp_path
     for bug in bugs:
         student = f"bug-{bug['name']}"
         visibly[bug["name"]] = harness.failed_visibly(results[student]["report"], bug["loses"])
-        hidden[bug["name"]] = all(results[student]["cells"].get(k) == 0 for k in bug["loses"])
+        hidden[bug["name"]] = bool(bug["loses"]) and all(results[student]["cells"].get(k) == 0
+                                                         for k in bug["loses"])
         table.append(f"| {bug['name']} | {', '.join(bug['loses'])} | "
                      f"{'yes' if visibly[bug['name']] else 'no'} | "
                      f"{'yes' if hidden[bug['name']] else 'no'} |")
@@ -162,3 +164,34 @@ def test_autograding_gives_solution_blank_and_each_bug_their_points(ps, tmp_path
     seconds = time.perf_counter() - start
     print(f"{ps}: {len(students)} students graded end to end in {seconds:.1f} s")
     assert not problems, f"{ps}:\n" + "\n".join(problems) + f"\n{results[None][-3000:]}"
+
+
+def test_the_measurement_tells_a_visible_failure_from_a_hidden_one(tmp_path):
+    # A one-cell assignment, tagged as the end-to-end test tags each course copy: a failure in
+    # the visible part carries the tag, one in the hidden part does not, and the cell's type of
+    # failure is kept.
+    cell = nbformat.v4.new_code_cell(
+        "assert f(1) == 1, 'visible'\n### BEGIN HIDDEN TESTS\nassert f(2) == 2, 'hidden'\n"
+        "### END HIDDEN TESTS",
+        metadata={"nbgrader": {"grade": True, "solution": False, "grade_id": "test_f",
+                               "points": 1, "locked": True}})
+    (tmp_path / "solutions" / "tiny").mkdir(parents=True)
+    nbformat.write(nbformat.v4.new_notebook(cells=[cell]),
+                   str(tmp_path / "solutions" / "tiny" / "tiny.ipynb"))
+    harness.tag_visible_failures(tmp_path, "tiny")
+    tagged = harness.read(tmp_path / "solutions" / "tiny" / "tiny.ipynb").cells[0].source
+    reasons = {}
+    for label, f in {"right": lambda v: v, "wrong at 1": lambda v: 0,
+                     "wrong at 2": lambda v: v % 2, "raises": lambda v: 1 / 0}.items():
+        try:
+            exec(tagged, {"f": f})  # noqa: S102  (the test's own cell)
+            reasons[label] = ""
+        except Exception as error:  # noqa: BLE001
+            reasons[label] = f"{type(error).__name__}: {error}"
+    rows = {label: [{"cell": "test_f", "reason": reason}] for label, reason in reasons.items()}
+    assert reasons["right"] == ""
+    assert harness.failed_visibly(rows["wrong at 1"], ["test_f"])
+    assert not harness.failed_visibly(rows["wrong at 2"], ["test_f"])
+    assert reasons["wrong at 2"] == "AssertionError: hidden"
+    assert reasons["raises"].startswith("ZeroDivisionError: " + harness.VISIBLE_TAG)
+    assert not harness.failed_visibly(rows["right"], ["test_f"])
