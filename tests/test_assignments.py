@@ -6,7 +6,11 @@
   every autograded point with no note at all (this is the test that every solution notebook
   runs top to bottom), the blank release none, and each plausible bug of
   tests/assignments/bugs_<ps>.py exactly the points of the test cells it does not break; no
-  honest-but-buggy student is flagged for tampering.
+  honest-but-buggy student is flagged for tampering;
+* the measurement, in the same batch: for each bug, whether the *visible* tests (what
+  ``nbgrader validate`` shows before submission) catch it, against its declared ``visible``,
+  and, where every bug declares it, at least VISIBLE_GOAL of the bugs caught visibly.
+  The table is printed (``pytest -rP``) for the closing note.
 
 One ``aecourse grade`` batch per assignment; each assignment is its own xdist group, so that
 with ``--dist loadgroup`` the five spread over the test workers.
@@ -15,10 +19,12 @@ with ``--dist loadgroup`` the five spread over the test workers.
 import re
 import time
 
+import nbformat
 import pytest
 from assignments import harness
 
 ASSIGNMENTS = harness.assignments()
+VISIBLE_GOAL = 0.7      # share of the plausible bugs the visible tests must catch
 pytestmark = pytest.mark.skipif(not ASSIGNMENTS, reason="no assignments in solutions/ yet")
 
 
@@ -94,18 +100,21 @@ def test_release_leaks_no_solution_hidden_test_or_rubric(ps):
                                 for ps in ASSIGNMENTS])
 def test_autograding_gives_solution_blank_and_each_bug_their_points(ps, tmp_path):
     start = time.perf_counter()
-    source, release = _source(ps), _release(ps)
+    source = _source(ps)
     bugs = harness.load_bugs(ps, source)
     points = harness.test_cells(source)
     total, manual = sum(points.values()), sum(harness.manual_cells(source).values())
+    # The course's source tags failures of the visible tests; its release (the committed one but
+    # for that tagging, see test_release_is_in_sync_with_solutions) is what the students submit.
+    course = harness.new_course(tmp_path / "course")
+    harness.tag_visible_failures(course, ps)
+    release = harness.generate(course, ps)
     students = {"solution": harness.submission(release, source), "blank": release}
     expected = {"solution": set(), "blank": set(points)}
     for bug in bugs:
         students[f"bug-{bug['name']}"] = harness.submission(release, source, bug)
         expected[f"bug-{bug['name']}"] = set(bug["loses"])
 
-    course = harness.new_course(tmp_path / "course")
-    harness.generate(course, ps)
     results = harness.grade(course, ps, students)
 
     problems = []
@@ -131,6 +140,58 @@ def test_autograding_gives_solution_blank_and_each_bug_their_points(ps, tmp_path
         if row["notes"].strip() or row["reason"].strip():
             problems.append(f"solution: the reference solution has a note or a reason in the "
                             f"report: {row['cell']}: {row['reason']!r} {row['notes']!r}")
+    table = [f"| {ps} bug | lost points | caught by visible tests | caught by hidden tests |",
+             "|---|---|---|---|"]
+    visibly, hidden = {}, {}
+    for bug in bugs:
+        student = f"bug-{bug['name']}"
+        visibly[bug["name"]] = harness.failed_visibly(results[student]["report"], bug["loses"])
+        hidden[bug["name"]] = bool(bug["loses"]) and all(results[student]["cells"].get(k) == 0
+                                                         for k in bug["loses"])
+        table.append(f"| {bug['name']} | {', '.join(bug['loses'])} | "
+                     f"{'yes' if visibly[bug['name']] else 'no'} | "
+                     f"{'yes' if hidden[bug['name']] else 'no'} |")
+        if bug["visible"] is not None and bug["visible"] != visibly[bug["name"]]:
+            problems.append(f"{student}: declared visible={bug['visible']}, but the visible "
+                            f"tests {'catch' if visibly[bug['name']] else 'miss'} it")
+    share = sum(visibly.values()) / max(len(bugs), 1)
+    table.append(f"| **{ps}: {len(bugs)} bugs** | | **{sum(visibly.values())}/{len(bugs)} "
+                 f"({share:.0%})** | **{sum(hidden.values())}/{len(bugs)}** |")
+    if bugs and all(bug["visible"] is not None for bug in bugs) and share < VISIBLE_GOAL:
+        problems.append(f"{ps}: the visible tests catch {share:.0%} of the bugs, "
+                        f"below the goal of {VISIBLE_GOAL:.0%}")
+    print("\n".join(table))
     seconds = time.perf_counter() - start
     print(f"{ps}: {len(students)} students graded end to end in {seconds:.1f} s")
     assert not problems, f"{ps}:\n" + "\n".join(problems) + f"\n{results[None][-3000:]}"
+
+
+def test_the_measurement_tells_a_visible_failure_from_a_hidden_one(tmp_path):
+    # A one-cell assignment, tagged as the end-to-end test tags each course copy: a failure in
+    # the visible part carries the tag, one in the hidden part does not, and the cell's type of
+    # failure is kept.
+    cell = nbformat.v4.new_code_cell(
+        "assert f(1) == 1, 'visible'\n### BEGIN HIDDEN TESTS\nassert f(2) == 2, 'hidden'\n"
+        "### END HIDDEN TESTS",
+        metadata={"nbgrader": {"grade": True, "solution": False, "grade_id": "test_f",
+                               "points": 1, "locked": True}})
+    (tmp_path / "solutions" / "tiny").mkdir(parents=True)
+    nbformat.write(nbformat.v4.new_notebook(cells=[cell]),
+                   str(tmp_path / "solutions" / "tiny" / "tiny.ipynb"))
+    harness.tag_visible_failures(tmp_path, "tiny")
+    tagged = harness.read(tmp_path / "solutions" / "tiny" / "tiny.ipynb").cells[0].source
+    reasons = {}
+    for label, f in {"right": lambda v: v, "wrong at 1": lambda v: 0,
+                     "wrong at 2": lambda v: v % 2, "raises": lambda v: 1 / 0}.items():
+        try:
+            exec(tagged, {"f": f})  # noqa: S102  (the test's own cell)
+            reasons[label] = ""
+        except Exception as error:  # noqa: BLE001
+            reasons[label] = f"{type(error).__name__}: {error}"
+    rows = {label: [{"cell": "test_f", "reason": reason}] for label, reason in reasons.items()}
+    assert reasons["right"] == ""
+    assert harness.failed_visibly(rows["wrong at 1"], ["test_f"])
+    assert not harness.failed_visibly(rows["wrong at 2"], ["test_f"])
+    assert reasons["wrong at 2"] == "AssertionError: hidden"
+    assert reasons["raises"].startswith("ZeroDivisionError: " + harness.VISIBLE_TAG)
+    assert not harness.failed_visibly(rows["right"], ["test_f"])

@@ -24,10 +24,18 @@ and ``loses`` name existing cells. The submission of a bug student is the releas
 notebook with every solution cell filled from the source (markers removed) and this
 one replacement applied; it must lose exactly the points of the ``loses`` cells.
 Give at least one bug per graded function.
+
+An optional key ``visible`` (default ``None``) pins whether the student sees the bug
+*before* submitting: ``True`` if the visible part of some ``loses`` cell (the lines
+above ``### BEGIN HIDDEN TESTS``, which the release keeps) fails, ``False`` if only
+hidden tests catch it. The end-to-end test measures it in the same ``aecourse grade``
+batch (see :func:`tag_visible_failures`) and asserts every declared value; ``None``
+only reports it.
 """
 
 from __future__ import annotations
 
+import ast
 import csv
 import importlib.util
 import os
@@ -123,14 +131,18 @@ def load_bugs(ps: str, source_nb=None) -> list[dict]:
     spec = importlib.util.spec_from_file_location(f"bugs_{ps}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    bugs = list(module.BUGS)
+    bugs = [dict(bug) for bug in module.BUGS]
     source_nb = source_nb or read(SOLUTIONS / ps / f"{ps}.ipynb")
     solutions, tests = solution_cells(source_nb), test_cells(source_nb)
     names = [b["name"] for b in bugs]
     assert len(set(names)) == len(names), f"{path.name}: bug names repeat: {names}"
     for bug in bugs:
-        assert set(bug) == {"name", "cell", "find", "replace", "loses"}, \
-            f"{path.name}: bug {bug.get('name')!r} needs exactly name/cell/find/replace/loses"
+        assert set(bug) - {"visible"} == {"name", "cell", "find", "replace", "loses"}, \
+            (f"{path.name}: bug {bug.get('name')!r} needs exactly name/cell/find/replace/loses "
+             "(and optionally visible)")
+        bug.setdefault("visible", None)
+        assert bug["visible"] in (True, False, None), \
+            f"{path.name}: {bug['name']}: visible must be True, False or None"
         assert re.fullmatch(r"[a-z0-9-]+", bug["name"]), \
             f"{path.name}: bug name {bug['name']!r} must be lower-case letters, digits, dashes"
         assert bug["cell"] in solutions, \
@@ -153,6 +165,46 @@ def submission(release_nb, source_nb, bug: dict | None = None):
             text = text.replace(bug["find"], bug["replace"])
         cell.source = strip_markers(text)
     return nb
+
+
+# ---------------------------------------------------------------- where a test cell failed
+VISIBLE_TAG = "[failed in the visible part] "
+
+
+def tag_visible_failures(course: Path, ps: str) -> None:
+    """Make the visible part of every test cell of ``course``'s source tag its failures.
+
+    The lines above ``### BEGIN HIDDEN TESTS`` (all the student sees before submitting)
+    go into ``try: ... except Exception as e: e.args = (VISIBLE_TAG + str(e),); raise``:
+    the exception keeps its type (the grader's handling is unchanged) and the grader's
+    reason starts with :data:`VISIBLE_TAG`, so a failure in the visible part and one in
+    the hidden tests are told apart in the same ``aecourse grade`` run, with no second
+    execution. Only for a copy of the course (:func:`new_course`), never ``solutions/``.
+    """
+    path = course / "solutions" / ps / f"{ps}.ipynb"
+    assert path.resolve().parent != (SOLUTIONS / ps).resolve(), "tag a copy, not solutions/"
+    nb = read(path)
+    for grade_id, cell in cells_by_id(nb).items():
+        if not (meta(cell).get("grade") and not meta(cell).get("solution")):
+            continue
+        lines = cell.source.splitlines()
+        start = next(i for i, line in enumerate(lines) if "BEGIN HIDDEN TESTS" in line)
+        end = next(i for i, line in enumerate(lines) if "END HIDDEN TESTS" in line)
+        assert not "".join(lines[end + 1:]).strip(), \
+            f"{ps}: {grade_id}: code after END HIDDEN TESTS would not be measured"
+        visible = [f"    {line}" if line.strip() else "" for line in lines[:start]]
+        cell.source = "\n".join(
+            ["try:", *visible, "    pass", "except Exception as _visible_failure:",
+             f"    _visible_failure.args = ({VISIBLE_TAG!r} + str(_visible_failure),)",
+             "    raise", *lines[start:]])
+        ast.parse(cell.source)                        # the wrapping must stay valid Python
+    nbformat.write(nb, str(path))
+
+
+def failed_visibly(report_rows: list, cells) -> bool:
+    """Whether one of ``cells`` failed in its visible part (rows of the grade report)."""
+    return any(row["cell"] in cells and VISIBLE_TAG.strip() in row["reason"]
+               for row in report_rows)
 
 
 # ---------------------------------------------------------------- running nbgrader
