@@ -252,7 +252,9 @@ def generate(course: Path, ps: str) -> nbformat.NotebookNode:
 
 def aecourse_grade(course: Path, ps: str, *, jobs: int = 2) -> subprocess.CompletedProcess:
     """``aecourse grade <ps>`` in ``course``; fail with its output if it fails."""
-    command = [str(AECOURSE), "grade", ps, "--jobs", str(jobs), "--timeout", str(TIMEOUT)]
+    # --skip-solution-check: the batch's own "solution" student checks the reference solution
+    command = [str(AECOURSE), "grade", ps, "--jobs", str(jobs), "--timeout", str(TIMEOUT),
+               "--skip-solution-check"]
     env = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     done = subprocess.run(command, cwd=course, capture_output=True, text=True, timeout=1800,
