@@ -15,6 +15,7 @@ import io
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 import types
@@ -121,12 +122,17 @@ def _bind(session: Session, names: set, namespace: dict, installed: dict, notes:
             namespace[name] = installed[name] = kind[0]
 
 
-def grade_notebook(name: str, source: dict, submission, session: Session, limits) -> list:
-    """Run one notebook (answers in the worker, tests here); results and notes."""
-    cells, namespace, installed, results = notebooks.source_cells(source), {}, {}, []
+def grade_notebook(name: str, source: dict, submission, session: Session, limits,
+                   namespace: dict | None = None, done: tuple = ()) -> list:
+    """Run one notebook (answers in the worker, tests here); results and notes.
+
+    ``namespace`` holds the setup cells already run (``done``: their sources, in order)
+    before the worker was forked; those cells are not run again."""
+    cells, installed, results = notebooks.source_cells(source), {}, []
+    namespace, done = {} if namespace is None else namespace, list(done)
     namespace["__name__"] = "__aecourse_test__"
     session.namespace, session.bound = namespace, installed
-    notes = submission.notes
+    notes = session.notes = submission.notes
     session.start()
 
     def student(code: str, cell: str) -> str | None:
@@ -139,7 +145,9 @@ def grade_notebook(name: str, source: dict, submission, session: Session, limits
     for code in submission.extra.get("", []):
         student(code, "added")
     for cell in cells:
-        if cell.kind == "setup":
+        if cell.kind == "setup" and done and cell.source == done[0]:
+            done.pop(0)                          # ran once, before the worker was forked
+        elif cell.kind == "setup":
             try:
                 _trusted(cell.source, namespace, f"setup {cell.grade_id}", limits.timeout)
             except BaseException as error:  # noqa: BLE001  (a note, never a crash)
@@ -175,6 +183,24 @@ def _use_stored_tests(source: dict, stored: dict) -> None:
             source["cells"][cell.index]["source"] = stored[cell.grade_id]
 
 
+def _run_setup(task: Task, name: str, namespace: dict) -> tuple[list, list[str]]:
+    """Run the release's leading setup cells once, here, before the worker is forked (both
+    inherit the namespace); the cells run, and notes on those that failed."""
+    path = Path(task.release) / f"{name}.ipynb"
+    cells = notebooks.leading_setup(json.loads(path.read_text("utf-8"))) \
+        if path.is_file() else []
+    if cells and "torch" in sys.modules:    # no OpenMP thread pool across the fork
+        sys.modules["torch"].set_num_threads(1)
+    namespace["__name__"], notes = "__main__", []
+    for cell in cells:
+        try:
+            _trusted(cell.source, namespace, f"setup {cell.grade_id}", task.limits.timeout)
+        except BaseException as error:  # noqa: BLE001  (a note, never a crash)
+            notes.append(f"{name}: setup cell {cell.grade_id or cell.index!r} failed: "
+                         f"{(_failure(error) + chr(10)).splitlines()[0][:300]}")
+    return cells, notes
+
+
 def grade_submission(task: Task) -> SubmissionResult:
     """Grade one student's submission of one assignment (all its notebooks)."""
     started, limits = time.monotonic(), task.limits
@@ -187,9 +213,13 @@ def grade_submission(task: Task) -> SubmissionResult:
     result.notes += [notebooks.clean(n) for n in notes]
     names = sorted(p.stem for p in Path(task.source).glob("*.ipynb"))
     scratch = Path(tempfile.mkdtemp(prefix="aecourse-grade-"))
-    sessions = {}
+    sessions, prepared = {}, {}
     try:
         for name in names:                   # forked before anything secret is read
+            namespace, setup = {}, []
+            if len(names) == 1:              # (with several, one's setup would reach others)
+                setup, notes = _run_setup(task, name, namespace)
+                result.notes += notes
             plan = isolation.mount_plan(task.course, list(task.hidden), list(task.keep),
                                         [t for t in isolation.TMPS if os.path.isdir(t)],
                                         limits.fsize,
@@ -198,8 +228,11 @@ def grade_submission(task: Task) -> SubmissionResult:
             spec = Spawn(plan, copied, Path("/tmp/work") if root else scratch / name,
                          isolation.uid_for_slot(task.slot) if root else None, limits,
                          f"{os.getpid()}-{name}" if root else None)
-            sessions[name] = Session(spec, spawn(spec), guarded=[],
+            sessions[name] = Session(spec, spawn(spec, namespace=namespace), guarded=[],
                                      deadline=started + limits.submission)
+            sessions[name].replay = [{"op": "exec", "cell": c.grade_id or f"setup {c.index}",
+                                      "code": c.source} for c in setup]   # after a restart
+            prepared[name] = (namespace, tuple(c.source for c in setup))
         for name in names:
             source = json.loads((Path(task.source) / f"{name}.ipynb").read_text("utf-8"))
             if task.db_url:
@@ -221,7 +254,8 @@ def grade_submission(task: Task) -> SubmissionResult:
                 result.notebooks.append(NotebookResult(name, results, {}, missing=True))
                 continue
             try:
-                results = grade_notebook(name, source, submission, session, limits)
+                results = grade_notebook(name, source, submission, session, limits,
+                                         *prepared[name])
             finally:
                 session.close()
                 result.output += session.output.decode("utf-8", "replace")

@@ -18,6 +18,7 @@ import time
 import types
 
 from aecourse import grading
+from aecourse.grader import inplace
 from aecourse.grader.deadlines import Overrun, alarm
 from aecourse.grader.process import WorkerProcess, spawn
 from aecourse.grader.protocol import ProtocolError, decode
@@ -67,6 +68,7 @@ class Session:
         self.student_names: set[str] = set()
         self.bound: dict = {}               # the student names bound in the test namespace
         self.death, self.output = None, bytearray()
+        self.notes: list[str] = []          # for the submission's notes
 
     def begin_cell(self) -> None:
         self.cell_deadline = min(time.monotonic() + self.limits.timeout,
@@ -202,6 +204,15 @@ class Session:
         hidden = [name for name in self.bound if name not in self.namespace]   # a test's del
         header, payloads = self._exchange({**message, "overrides": overrides,
                                            "hidden": hidden}, what)
+        if message.get("op") == "call" and header.get("changed"):
+            try:
+                changed = [(place, decode(tree, payloads, self.make_handle))
+                           for place, tree in header["changed"]]
+                self.notes += [n for n in inplace.copy_back(message["args"], message["kwargs"],
+                                                            changed) if n not in self.notes]
+            except (ProtocolError, KeyError, IndexError, TypeError, ValueError):
+                raise StudentError("your code sent the grader a malformed answer (the "
+                                   "arguments it changed)") from None
         if not header.get("ok"):
             error = header.get("error") or {}
             raise _student_error(str(error.get("type", "Error")))(
