@@ -14,6 +14,7 @@ from aecourse import grading
 from aecourse.grader import inplace
 from aecourse.grader.isolation import Limits
 from aecourse.grader.process import Spawn, spawn
+from aecourse.grader.protocol import ProtocolError, encode
 from aecourse.grader.session import Remote, Session, StudentError, WorkerDied
 
 
@@ -160,11 +161,16 @@ def test_arrays_a_call_changes_in_place_change_the_tests_own_arrays(session):
 
 def test_a_lying_worker_cannot_write_into_what_the_test_did_not_pass():
     X = np.zeros(2)
-    assert inplace.copy_back((X,), {}, [(["a", 0], np.ones(2))]) == [] and X.tolist() == [1, 1]
-    with pytest.raises(IndexError):
-        inplace.copy_back((X,), {}, [(["a", 1], np.ones(2))])
-    with pytest.raises(KeyError):
-        inplace.copy_back((X,), {}, [(["k", "other"], np.ones(2))])
-    assert inplace.copy_back((X,), {}, [(["a", 0], np.ones(3))]) == [inplace.NOT_COPIED]
-    assert inplace.copy_back((X,), {}, [(["a", 0], np.ones(2, np.int64))]) == \
+
+    def back(place, value):
+        payloads: list = []
+        tree = encode(value, payloads, None)
+        return inplace.copy_back({"args": (X,), "kwargs": {}}, [[place, tree]], payloads, None)
+
+    assert back(["a", 0], np.ones(2)) == [] and X.tolist() == [1, 1]
+    for place in (["a", 1], ["k", "other"], ["a", "x"], "ab"):
+        with pytest.raises(ProtocolError):
+            back(place, np.ones(2))
+    assert back(["a", 0], np.ones(3)) == back(["a", 0], np.ones(2, np.int64)) == \
         [inplace.NOT_COPIED]
+    assert back(["a", 0], [1.0, 2.0]) == [inplace.NOT_COPIED] and X.tolist() == [1, 1]

@@ -15,6 +15,8 @@ import hashlib
 
 import numpy as np
 
+from aecourse.grader.protocol import ProtocolError, decode
+
 __all__ = ["watch", "changed", "copy_back", "NOT_COPIED"]
 
 NOT_COPIED = ("your code changed an array a test passed it in a way that cannot be copied back "
@@ -40,18 +42,24 @@ def changed(watched: list) -> list:
     return [[place, a] for place, a, before in watched if _fingerprint(a) != before]
 
 
-def copy_back(args, kwargs: dict, arrays: list) -> list[str]:
-    """Grader side: copy each ``(place, new value)`` into the argument the test passed.
+def copy_back(message: dict, changed, payloads: list, make_handle) -> list[str]:
+    """Grader side: copy each ``[place, value]`` of ``changed`` (the worker's answer to the
+    call ``message``) into the argument the test passed; notes on what could not be copied.
 
-    Raises ``KeyError``/``IndexError``/``TypeError``/``ValueError`` on a malformed place (the
-    caller turns it into the student's error); returns notes on what could not be copied."""
+    Anything malformed (a place the call did not have, a value that does not decode) is the
+    student's error (:class:`~aecourse.grader.session.StudentError` via ``ProtocolError``)."""
     notes = []
-    for (kind, key), value in arrays:
-        passed = args[int(key)] if kind == "a" else kwargs[str(key)]
-        if isinstance(passed, np.ndarray) and type(value) is np.ndarray and \
-                value.shape == passed.shape and value.dtype == passed.dtype and \
-                passed.flags.writeable:
-            np.copyto(passed, value)
-        elif NOT_COPIED not in notes:
-            notes.append(NOT_COPIED)
+    try:
+        for (kind, key), tree in changed:
+            passed = message["args"][int(key)] if kind == "a" else message["kwargs"][str(key)]
+            value = decode(tree, payloads, make_handle)
+            if isinstance(passed, np.ndarray) and type(value) is np.ndarray and \
+                    value.shape == passed.shape and value.dtype == passed.dtype and \
+                    passed.flags.writeable:
+                np.copyto(passed, value)
+            elif NOT_COPIED not in notes:
+                notes.append(NOT_COPIED)
+    except (KeyError, IndexError, TypeError, ValueError) as error:
+        raise ProtocolError(f"the arguments your code changed ({type(error).__name__})") \
+            from None
     return notes

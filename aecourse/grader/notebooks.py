@@ -18,7 +18,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["Cell", "Submission", "source_cells", "leading_setup", "read_submission", "bound_names",
+__all__ = ["Cell", "Submission", "source_cells", "read_submission", "bound_names",
            "guarded_names", "autograded_notebook", "clean", "escape_html"]
 
 MAX_NOTEBOOK_BYTES = 20 * 2**20
@@ -87,18 +87,6 @@ def source_cells(notebook: dict) -> list[Cell]:
         points = float(meta.get("points") or 0) if meta.get("grade") else 0.0
         cells.append(Cell(_kind(meta, cell.get("cell_type")), str(meta.get("grade_id") or ""),
                           points, _source(cell.get("source", "")) or "", index))
-    return cells
-
-
-def leading_setup(notebook: dict) -> list[Cell]:
-    """The setup cells before the first answer, test or written cell (the release's own
-    imports and data: no secret), which the grader runs once for grader and worker."""
-    cells = []
-    for cell in source_cells(notebook):
-        if cell.kind in ("answer", "test", "written"):
-            break
-        if cell.kind == "setup" and cell.source.strip():
-            cells.append(cell)
     return cells
 
 

@@ -10,12 +10,9 @@ the setup already binds them; test cells run here, on those proxies, under a dea
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 import types
@@ -23,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aecourse.grader import cgroups, files, flags, gradebook, isolation, notebooks
+from aecourse.grader.instructor import failure, leading_setup, trusted
 from aecourse.grader.process import Spawn, spawn
-from aecourse.grader.session import Overrun, Remote, Session, StudentError, WorkerDied, alarm
+from aecourse.grader.session import Overrun, Remote, Session, StudentError, WorkerDied
 
 __all__ = ["Task", "CellResult", "NotebookResult", "SubmissionResult", "grade_submission"]
 
@@ -77,22 +75,6 @@ class SubmissionResult:
     output: str = ""
     seconds: float = 0.0
     error: str | None = None      # the whole submission failed, and why
-
-
-def _failure(error: BaseException) -> str:
-    if isinstance(error, (WorkerDied, StudentError, Overrun)):
-        return str(error)
-    try:
-        return f"{type(error).__name__}: {error}"
-    except Exception:  # noqa: BLE001
-        return type(error).__name__
-
-
-def _trusted(code: str, namespace: dict, name: str, seconds: float) -> None:
-    """Run the instructor's code here, output discarded, under a wall-clock deadline."""
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
-            alarm(seconds, f"the {name} cell"):
-        exec(compile(code, f"<{name}>", "exec"), namespace)  # noqa: S102  (instructor's code)
 
 
 def _bind(session: Session, names: set, namespace: dict, installed: dict, notes: list) -> None:
@@ -149,10 +131,10 @@ def grade_notebook(name: str, source: dict, submission, session: Session, limits
             done.pop(0)                          # ran once, before the worker was forked
         elif cell.kind == "setup":
             try:
-                _trusted(cell.source, namespace, f"setup {cell.grade_id}", limits.timeout)
+                trusted(cell.source, namespace, f"setup {cell.grade_id}", limits.timeout)
             except BaseException as error:  # noqa: BLE001  (a note, never a crash)
                 notes.append(f"setup cell {cell.grade_id or cell.index!r} failed in the "
-                             f"grader: {(_failure(error) + chr(10)).splitlines()[0][:300]}")
+                             f"grader: {(failure(error) + chr(10)).splitlines()[0][:300]}")
             session.begin_cell()                 # may fail there, e.g. on a name a test
             session.execute(cell.source, cell.grade_id or f"setup {cell.index}")  # defined
         elif cell.kind == "answer":
@@ -163,14 +145,14 @@ def grade_notebook(name: str, source: dict, submission, session: Session, limits
         elif cell.kind == "test":
             session.begin_cell()
             try:
-                _trusted(cell.source, namespace, f"test {cell.grade_id}", limits.timeout)
+                trusted(cell.source, namespace, f"test {cell.grade_id}", limits.timeout)
                 results.append(CellResult(cell.grade_id, "test", cell.points, cell.points, True))
             except BaseException as error:  # noqa: BLE001  (SystemExit from a test fails it)
                 if isinstance(error, Overrun) and session.worker is not None:
                     session.worker.kill()        # mid-request: its answers can't be trusted
                     session.worker, session.death = None, str(error)
                 results.append(CellResult(cell.grade_id, "test", 0.0, cell.points, False,
-                                          notebooks.clean(_failure(error))[:20000]))
+                                          notebooks.clean(failure(error))[:20000]))
         for code in submission.extra.get(cell.grade_id, []) if cell.grade_id else []:
             student(code, "added")
     return results
@@ -181,24 +163,6 @@ def _use_stored_tests(source: dict, stored: dict) -> None:
     for cell in notebooks.source_cells(source):
         if cell.kind == "test" and cell.grade_id in stored:
             source["cells"][cell.index]["source"] = stored[cell.grade_id]
-
-
-def _run_setup(task: Task, name: str, namespace: dict) -> tuple[list, list[str]]:
-    """Run the release's leading setup cells once, here, before the worker is forked (both
-    inherit the namespace); the cells run, and notes on those that failed."""
-    path = Path(task.release) / f"{name}.ipynb"
-    cells = notebooks.leading_setup(json.loads(path.read_text("utf-8"))) \
-        if path.is_file() else []
-    if cells and "torch" in sys.modules:    # no OpenMP thread pool across the fork
-        sys.modules["torch"].set_num_threads(1)
-    namespace["__name__"], notes = "__main__", []
-    for cell in cells:
-        try:
-            _trusted(cell.source, namespace, f"setup {cell.grade_id}", task.limits.timeout)
-        except BaseException as error:  # noqa: BLE001  (a note, never a crash)
-            notes.append(f"{name}: setup cell {cell.grade_id or cell.index!r} failed: "
-                         f"{(_failure(error) + chr(10)).splitlines()[0][:300]}")
-    return cells, notes
 
 
 def grade_submission(task: Task) -> SubmissionResult:
@@ -218,8 +182,9 @@ def grade_submission(task: Task) -> SubmissionResult:
         for name in names:                   # forked before anything secret is read
             namespace, setup = {}, []
             if len(names) == 1:              # (with several, one's setup would reach others)
-                setup, notes = _run_setup(task, name, namespace)
-                result.notes += notes
+                setup, notes = leading_setup(Path(task.release) / f"{name}.ipynb", namespace,
+                                             task.limits.timeout)
+                result.notes += [f"{name}: {n}" for n in notes]
             plan = isolation.mount_plan(task.course, list(task.hidden), list(task.keep),
                                         [t for t in isolation.TMPS if os.path.isdir(t)],
                                         limits.fsize,
