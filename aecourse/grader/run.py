@@ -1,11 +1,13 @@
 """Grading one submission: :func:`grade_submission` (a plain function of plain data).
 
-The worker of each notebook is forked *first*, before this process reads the source notebook
-or any test, so it holds nothing secret. Then, cell by cell in the source's order: setup cells
-run here (under a deadline) and in the worker; answer cells (and any code cell the student
-added) run in the worker only; the names each submitted answer binds at top level (read from
-its source, never from the worker) become proxies or plain values in the test namespace, unless
-the setup already binds them; test cells run here, on those proxies, under a deadline.
+The release's leading setup cells (imports, data: nothing secret; one-notebook assignments) run
+once, here, then the worker of each notebook is forked, inheriting that namespace, *before*
+this process reads the source notebook or any test, so it holds nothing secret
+(:mod:`aecourse.grader.instructor`). Then, cell by cell in the source's order: later setup
+cells run here (under a deadline) and in the worker; answer cells (and any code cell the
+student added) run in the worker only; the names each submitted answer binds at top level (read
+from its source, never from the worker) become proxies or plain values in the test namespace,
+unless the setup already binds them; test cells run here, on those proxies, under a deadline.
 """
 
 from __future__ import annotations
