@@ -115,6 +115,7 @@ def throughput(args, tmp: Path) -> list[tuple]:
         for arm, command in arms.items():
             copy = copy_course(course, tmp / f"{arm}-{round_}")
             times[arm].append(run(command, copy, env=envs[arm]))
+            print(f"  round {round_}: {arm} {times[arm][-1]:.1f} s", flush=True)
             if round_ < args.rounds - 1:
                 shutil.rmtree(copy)
     last = args.rounds - 1
@@ -142,6 +143,7 @@ def throughput(args, tmp: Path) -> list[tuple]:
             else:
                 single[arm].append(run([*ours, "--jobs", "1", "--student", "s00"], one,
                                        env=envs[arm]))
+            print(f"  one submission: {arm} {single[arm][-1]:.1f} s", flush=True)
     for arm in single:
         note = "" if arm == "bare" else \
             f"{min(single[arm]) / min(single['bare']):.2f}x bare (goal <= 1.0x)"
