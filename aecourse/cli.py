@@ -22,6 +22,7 @@ COMMANDS = {
 
 def main(argv=None) -> int:
     """``aecourse COMMAND [OPTIONS]``: see ``aecourse --help``."""
+    own_process = argv is None                  # the console script, not a caller's import
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         width = max(map(len, COMMANDS))
@@ -33,6 +34,10 @@ def main(argv=None) -> int:
             return 2
         return 0 if argv else 2
     module, _ = COMMANDS[argv[0]]
+    if own_process and argv[0] == "grade" and not {"-h", "--help"} & set(argv):
+        from aecourse.grader import batch, lean
+        lean.lighten()              # before anything imports nbgrader: seconds saved
+        batch.start_processes()     # the fork server imports while the course is read
     # aecourse.grader.lms serves two verbs: its main() takes the verb as its first argument
     rest = argv if module == "aecourse.grader.lms" else argv[1:]
     return importlib.import_module(module).main(rest) or 0

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 
 import aecourse.gradcheck  # noqa: F401  (imported here, not inside a timed cell)
 from aecourse import grading
+from aecourse.grader import inplace
 from aecourse.grader.isolation import Limits
 from aecourse.grader.process import Spawn, spawn
+from aecourse.grader.protocol import ProtocolError, encode
 from aecourse.grader.session import Remote, Session, StudentError, WorkerDied
 
 
@@ -138,3 +141,36 @@ def test_a_name_a_test_deletes_is_hidden_from_the_students_code(session):
         uses()
     namespace["helper"] = session.bound["helper"]
     assert uses() == 1
+
+
+def test_arrays_a_call_changes_in_place_change_the_tests_own_arrays(session):
+    run(session, "def corrupt(X, level=0.0, *, out=None):\n    X[0] = -1.0\n"
+                 "    if out is not None:\n        out += 1\n    return X.sum()\n"
+                 "def fails(X):\n    X[:] = 7\n    raise ValueError('after the change')\n"
+                 "def reshapes(X):\n    X.shape = (X.size,)\n")
+    X, out, untouched = np.zeros((2, 3)), np.zeros(2, np.float32), np.ones(3)
+    assert Remote(session, ("global", "corrupt"))(X, untouched, out=out) == -3.0
+    assert X.tolist() == [[-1.0] * 3, [0.0] * 3] and out.tolist() == [1.0, 1.0]
+    assert untouched.tolist() == [1.0] * 3
+    with pytest.raises(ValueError, match="after the change"):    # changed, then raised
+        Remote(session, ("global", "fails"))(X)
+    assert (X == 7).all()
+    Remote(session, ("global", "reshapes"))(X)                   # not copied: a note
+    assert X.shape == (2, 3) and session.notes == [inplace.NOT_COPIED]
+
+
+def test_a_lying_worker_cannot_write_into_what_the_test_did_not_pass():
+    X = np.zeros(2)
+
+    def back(place, value):
+        payloads: list = []
+        tree = encode(value, payloads, None)
+        return inplace.copy_back({"args": (X,), "kwargs": {}}, [[place, tree]], payloads, None)
+
+    assert back(["a", 0], np.ones(2)) == [] and X.tolist() == [1, 1]
+    for place in (["a", 1], ["k", "other"], ["a", "x"], "ab"):
+        with pytest.raises(ProtocolError):
+            back(place, np.ones(2))
+    assert back(["a", 0], np.ones(3)) == back(["a", 0], np.ones(2, np.int64)) == \
+        [inplace.NOT_COPIED]
+    assert back(["a", 0], [1.0, 2.0]) == [inplace.NOT_COPIED] and X.tolist() == [1, 1]

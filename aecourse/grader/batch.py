@@ -12,8 +12,10 @@ always graded and written.
 from __future__ import annotations
 
 import csv
+import importlib
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.forkserver
 import re
 import sys
 import time
@@ -24,12 +26,9 @@ from pathlib import Path
 from aecourse.grader import gradebook, isolation, notebooks
 from aecourse.grader.run import CellResult, NotebookResult, SubmissionResult, Task, grade_submission
 
-__all__ = ["Batch", "safe_csv"]
+__all__ = ["Batch", "safe_csv", "start_processes"]
 
-PRELOAD = ["numpy", "torch", "aecourse.data", "aecourse.models", "aecourse.losses",
-           "aecourse.scratch", "aecourse.gradcheck", "aecourse.pca", "aecourse.train",
-           "aecourse.plots", "aecourse.grading", "aecourse.grader.run", "aecourse.grader.worker",
-           "aecourse.grader.batch", "nbgrader.api"]
+PRELOAD = "aecourse.grader.preload"
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -69,6 +68,20 @@ def failed(task: Task, reason: str) -> SubmissionResult:
     return result
 
 
+def start_processes():
+    """The multiprocessing context submissions are graded in, started now (call it early:
+    the fork server imports :mod:`aecourse.grader.preload` while the caller goes on)."""
+    if isolation.is_root():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([PRELOAD])
+        multiprocessing.forkserver.ensure_running()
+        return context
+    # not isolated anyway, and a fork server may not start for every user: fork from here,
+    # with the same modules imported once (not inside a timed cell)
+    importlib.import_module(PRELOAD)
+    return multiprocessing.get_context("fork")
+
+
 class Batch:
     """Grade ``tasks`` with ``jobs`` processes; write each result as it arrives."""
 
@@ -80,16 +93,7 @@ class Batch:
         self.results: list[SubmissionResult] = []
 
     def run(self) -> list[SubmissionResult]:
-        if isolation.is_root():
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(PRELOAD)
-        else:               # not isolated anyway; a forkserver may not start for every user
-            context = multiprocessing.get_context("fork")
-            for module in PRELOAD:              # imported once, not inside a timed cell
-                try:
-                    __import__(module)
-                except ImportError:
-                    pass
+        context = start_processes()
         from tqdm.auto import tqdm
         bar = tqdm(total=len(self.tasks), desc=f"grading {self.tasks[0].assignment}"
                    if self.tasks else "grading", unit="submission",

@@ -91,7 +91,8 @@ class WorkerProcess:
         return self.status
 
 
-def _child(spec: Spawn, request_r: int, answer_w: int, output_w: int, fresh: bool) -> None:
+def _child(spec: Spawn, request_r: int, answer_w: int, output_w: int, fresh: bool,
+           namespace: dict | None) -> None:
     os.dup2(output_w, 1)
     os.dup2(output_w, 2)
     keep = {0, 1, 2, request_r, answer_w}
@@ -110,18 +111,19 @@ def _child(spec: Spawn, request_r: int, answer_w: int, output_w: int, fresh: boo
         os.execve(sys.executable, [sys.executable, "-m", "aecourse.grader.worker",
                                    str(request_r), str(answer_w)], dict(os.environ))
     from aecourse.grader.worker import serve
-    os._exit(serve(request_r, answer_w))
+    os._exit(serve(request_r, answer_w, namespace))
 
 
-def spawn(spec: Spawn, *, fresh: bool = False) -> WorkerProcess:
-    """Fork a confined worker (``fresh``: a new interpreter, for restarts)."""
+def spawn(spec: Spawn, *, fresh: bool = False, namespace: dict | None = None) -> WorkerProcess:
+    """Fork a confined worker (``fresh``: a new interpreter, for restarts) whose student
+    namespace starts as (a copy, by fork, of) ``namespace``: the release's setup, run once."""
     request_r, request_w = os.pipe()
     answer_r, answer_w = os.pipe()
     output_r, output_w = os.pipe()
     pid = os.fork()
     if pid == 0:                                       # the child never returns
         try:
-            _child(spec, request_r, answer_w, output_w, fresh)
+            _child(spec, request_r, answer_w, output_w, fresh, namespace)
         except BaseException:  # noqa: BLE001
             with contextlib.suppress(BaseException):
                 os.write(2, traceback.format_exc().encode()[-4000:])

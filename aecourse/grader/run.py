@@ -1,17 +1,17 @@
 """Grading one submission: :func:`grade_submission` (a plain function of plain data).
 
-The worker of each notebook is forked *first*, before this process reads the source notebook
-or any test, so it holds nothing secret. Then, cell by cell in the source's order: setup cells
-run here (under a deadline) and in the worker; answer cells (and any code cell the student
-added) run in the worker only; the names each submitted answer binds at top level (read from
-its source, never from the worker) become proxies or plain values in the test namespace, unless
-the setup already binds them; test cells run here, on those proxies, under a deadline.
+The release's leading setup cells (imports, data: nothing secret; one-notebook assignments) run
+once, here, then the worker of each notebook is forked, inheriting that namespace, *before*
+this process reads the source notebook or any test, so it holds nothing secret
+(:mod:`aecourse.grader.instructor`). Then, cell by cell in the source's order: later setup
+cells run here (under a deadline) and in the worker; answer cells (and any code cell the
+student added) run in the worker only; the names each submitted answer binds at top level (read
+from its source, never from the worker) become proxies or plain values in the test namespace,
+unless the setup already binds them; test cells run here, on those proxies, under a deadline.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import shutil
@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aecourse.grader import cgroups, files, flags, gradebook, isolation, notebooks
+from aecourse.grader.instructor import failure, leading_setup, trusted
 from aecourse.grader.process import Spawn, spawn
-from aecourse.grader.session import Overrun, Remote, Session, StudentError, WorkerDied, alarm
+from aecourse.grader.session import Overrun, Remote, Session, StudentError, WorkerDied
 
 __all__ = ["Task", "CellResult", "NotebookResult", "SubmissionResult", "grade_submission"]
 
@@ -78,22 +79,6 @@ class SubmissionResult:
     error: str | None = None      # the whole submission failed, and why
 
 
-def _failure(error: BaseException) -> str:
-    if isinstance(error, (WorkerDied, StudentError, Overrun)):
-        return str(error)
-    try:
-        return f"{type(error).__name__}: {error}"
-    except Exception:  # noqa: BLE001
-        return type(error).__name__
-
-
-def _trusted(code: str, namespace: dict, name: str, seconds: float) -> None:
-    """Run the instructor's code here, output discarded, under a wall-clock deadline."""
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
-            alarm(seconds, f"the {name} cell"):
-        exec(compile(code, f"<{name}>", "exec"), namespace)  # noqa: S102  (instructor's code)
-
-
 def _bind(session: Session, names: set, namespace: dict, installed: dict, notes: list) -> None:
     """Bind the student's ``names`` in the test namespace from what the worker holds now."""
     described = {}
@@ -121,12 +106,17 @@ def _bind(session: Session, names: set, namespace: dict, installed: dict, notes:
             namespace[name] = installed[name] = kind[0]
 
 
-def grade_notebook(name: str, source: dict, submission, session: Session, limits) -> list:
-    """Run one notebook (answers in the worker, tests here); results and notes."""
-    cells, namespace, installed, results = notebooks.source_cells(source), {}, {}, []
+def grade_notebook(name: str, source: dict, submission, session: Session, limits,
+                   namespace: dict | None = None, done: tuple = ()) -> list:
+    """Run one notebook (answers in the worker, tests here); results and notes.
+
+    ``namespace`` holds the setup cells already run (``done``: their sources, in order)
+    before the worker was forked; those cells are not run again."""
+    cells, installed, results = notebooks.source_cells(source), {}, []
+    namespace, done = {} if namespace is None else namespace, list(done)
     namespace["__name__"] = "__aecourse_test__"
     session.namespace, session.bound = namespace, installed
-    notes = submission.notes
+    notes = session.notes = submission.notes
     session.start()
 
     def student(code: str, cell: str) -> str | None:
@@ -139,12 +129,14 @@ def grade_notebook(name: str, source: dict, submission, session: Session, limits
     for code in submission.extra.get("", []):
         student(code, "added")
     for cell in cells:
-        if cell.kind == "setup":
+        if cell.kind == "setup" and done and cell.source == done[0]:
+            done.pop(0)                          # ran once, before the worker was forked
+        elif cell.kind == "setup":
             try:
-                _trusted(cell.source, namespace, f"setup {cell.grade_id}", limits.timeout)
+                trusted(cell.source, namespace, f"setup {cell.grade_id}", limits.timeout)
             except BaseException as error:  # noqa: BLE001  (a note, never a crash)
                 notes.append(f"setup cell {cell.grade_id or cell.index!r} failed in the "
-                             f"grader: {(_failure(error) + chr(10)).splitlines()[0][:300]}")
+                             f"grader: {(failure(error) + chr(10)).splitlines()[0][:300]}")
             session.begin_cell()                 # may fail there, e.g. on a name a test
             session.execute(cell.source, cell.grade_id or f"setup {cell.index}")  # defined
         elif cell.kind == "answer":
@@ -155,14 +147,14 @@ def grade_notebook(name: str, source: dict, submission, session: Session, limits
         elif cell.kind == "test":
             session.begin_cell()
             try:
-                _trusted(cell.source, namespace, f"test {cell.grade_id}", limits.timeout)
+                trusted(cell.source, namespace, f"test {cell.grade_id}", limits.timeout)
                 results.append(CellResult(cell.grade_id, "test", cell.points, cell.points, True))
             except BaseException as error:  # noqa: BLE001  (SystemExit from a test fails it)
                 if isinstance(error, Overrun) and session.worker is not None:
                     session.worker.kill()        # mid-request: its answers can't be trusted
                     session.worker, session.death = None, str(error)
                 results.append(CellResult(cell.grade_id, "test", 0.0, cell.points, False,
-                                          notebooks.clean(_failure(error))[:20000]))
+                                          notebooks.clean(failure(error))[:20000]))
         for code in submission.extra.get(cell.grade_id, []) if cell.grade_id else []:
             student(code, "added")
     return results
@@ -187,9 +179,14 @@ def grade_submission(task: Task) -> SubmissionResult:
     result.notes += [notebooks.clean(n) for n in notes]
     names = sorted(p.stem for p in Path(task.source).glob("*.ipynb"))
     scratch = Path(tempfile.mkdtemp(prefix="aecourse-grade-"))
-    sessions = {}
+    sessions, prepared = {}, {}
     try:
         for name in names:                   # forked before anything secret is read
+            namespace, setup = {}, []
+            if len(names) == 1:              # (with several, one's setup would reach others)
+                setup, notes = leading_setup(Path(task.release) / f"{name}.ipynb", namespace,
+                                             task.limits.timeout)
+                result.notes += [f"{name}: {n}" for n in notes]
             plan = isolation.mount_plan(task.course, list(task.hidden), list(task.keep),
                                         [t for t in isolation.TMPS if os.path.isdir(t)],
                                         limits.fsize,
@@ -198,8 +195,11 @@ def grade_submission(task: Task) -> SubmissionResult:
             spec = Spawn(plan, copied, Path("/tmp/work") if root else scratch / name,
                          isolation.uid_for_slot(task.slot) if root else None, limits,
                          f"{os.getpid()}-{name}" if root else None)
-            sessions[name] = Session(spec, spawn(spec), guarded=[],
+            sessions[name] = Session(spec, spawn(spec, namespace=namespace), guarded=[],
                                      deadline=started + limits.submission)
+            sessions[name].replay = [{"op": "exec", "cell": c.grade_id or f"setup {c.index}",
+                                      "code": c.source} for c in setup]   # after a restart
+            prepared[name] = (namespace, tuple(c.source for c in setup))
         for name in names:
             source = json.loads((Path(task.source) / f"{name}.ipynb").read_text("utf-8"))
             if task.db_url:
@@ -221,7 +221,8 @@ def grade_submission(task: Task) -> SubmissionResult:
                 result.notebooks.append(NotebookResult(name, results, {}, missing=True))
                 continue
             try:
-                results = grade_notebook(name, source, submission, session, limits)
+                results = grade_notebook(name, source, submission, session, limits,
+                                         *prepared[name])
             finally:
                 session.close()
                 result.output += session.output.decode("utf-8", "replace")

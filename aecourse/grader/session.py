@@ -18,6 +18,7 @@ import time
 import types
 
 from aecourse import grading
+from aecourse.grader import inplace
 from aecourse.grader.deadlines import Overrun, alarm
 from aecourse.grader.process import WorkerProcess, spawn
 from aecourse.grader.protocol import ProtocolError, decode
@@ -61,12 +62,11 @@ class Session:
         self.spec, self.worker, self.limits = spec, worker, spec.limits
         self.guarded, self.submission_deadline = guarded, deadline
         self.cell_deadline, self.generation, self.restarts = deadline, 1, 0
-        self.replay: list[dict] = []
+        self.replay: list[dict] = []            # the cells to run again after a restart
         self.callbacks: dict[int, object] = {}
-        self.namespace: dict = {}          # the test namespace (for grading.replaced)
-        self.student_names: set[str] = set()
-        self.bound: dict = {}               # the student names bound in the test namespace
-        self.death, self.output = None, bytearray()
+        # the test namespace (for grading.replaced), the student names bound in it
+        self.namespace, self.bound, self.student_names = {}, {}, set()
+        self.death, self.output, self.notes = None, bytearray(), []   # notes: the submission's
 
     def begin_cell(self) -> None:
         self.cell_deadline = min(time.monotonic() + self.limits.timeout,
@@ -107,8 +107,8 @@ class Session:
         self.restarts += 1
         # a fresh interpreter: this process holds the tests now (without root nothing is
         # isolated anyway, and the interpreter may not be startable by this user: fork)
-        fresh = self.spec.plan is not None
-        self.worker, self.generation = spawn(self.spec, fresh=fresh), self.generation + 1
+        self.worker = spawn(self.spec, fresh=self.spec.plan is not None)
+        self.generation += 1
         self.start()
         for message in self.replay:
             self._exchange(message, f"restoring cell {message['cell']!r}",
@@ -202,16 +202,22 @@ class Session:
         hidden = [name for name in self.bound if name not in self.namespace]   # a test's del
         header, payloads = self._exchange({**message, "overrides": overrides,
                                            "hidden": hidden}, what)
+        try:
+            if message.get("op") == "call" and header.get("changed"):   # also on an error
+                self.notes += [n for n in inplace.copy_back(message, header["changed"],
+                                                            payloads, self.make_handle)
+                               if n not in self.notes]
+            value = decode(header.get("value"), payloads, self.make_handle) \
+                if header.get("ok") else None
+        except ProtocolError as error:
+            raise StudentError(f"your code gave the grader a value it cannot read ({error})") \
+                from None
         if not header.get("ok"):
             error = header.get("error") or {}
             raise _student_error(str(error.get("type", "Error")))(
                 f"{error.get('type', 'Error')}: {error.get('message', '')}\n"
                 f"{error.get('traceback', '')}")
-        try:
-            return decode(header.get("value"), payloads, self.make_handle)
-        except ProtocolError as error:
-            raise StudentError(f"your code gave the grader a value it cannot read ({error})") \
-                from None
+        return value
 
 
 class Remote:

@@ -18,6 +18,7 @@ import sys
 import traceback
 import types
 
+from aecourse.grader import inplace
 from aecourse.grader.guard import install_audit_hook, install_guards
 from aecourse.grader.protocol import Channel, ProtocolError, encode
 
@@ -36,10 +37,12 @@ class _Callback:
 class Worker:
     """Serve the grader's requests until it says ``quit`` or closes the channel."""
 
-    def __init__(self, channel: Channel):
+    def __init__(self, channel: Channel, namespace: dict | None = None):
         self.channel = channel
-        self.namespace = {"__name__": "__main__", "__builtins__": __builtins__}
+        self.namespace = {} if namespace is None else namespace
+        self.namespace.update({"__name__": "__main__", "__builtins__": __builtins__})
         self.handles: dict[int, object] = {}
+        self.changed: list = []             # [place, array] of the last call's arguments
 
     def _keep(self, value):
         self.handles[len(self.handles) + 1] = value
@@ -62,6 +65,10 @@ class Worker:
                 header = {**header, "value": encode(value, payloads, self._keep)}
             except Exception as error:  # noqa: BLE001  (student objects may raise anything)
                 header, payloads = _error(error, "could not send the result back"), []
+        if self.changed:                # the call's arguments it changed in place
+            header = {**header, "changed": [[place, encode(array, payloads, self._keep)]
+                                            for place, array in self.changed]}
+            self.changed = []
         self.channel.send_data(header, payloads)
 
     def ask(self, header: dict, value):
@@ -115,7 +122,11 @@ class Worker:
     def _apply(self, op: str, request: dict):
         target = self._load(request["target"])
         if op == "call":
-            return target(*request["args"], **request["kwargs"])
+            watched = inplace.watch(request["args"], request["kwargs"])
+            try:
+                return target(*request["args"], **request["kwargs"])
+            finally:                    # changed in place, also by a call that raised
+                self.changed = inplace.changed(watched)
         if op == "getattr":
             return getattr(target, request["name"])
         if op == "getitem":
@@ -157,13 +168,14 @@ def _error(error: BaseException, context: str = "") -> dict:
                                    "message": message[:4000], "traceback": text[-8000:]}}
 
 
-def serve(read_fd: int, write_fd: int) -> int:
-    """Serve one submission on the two descriptors; stdin becomes /dev/null."""
+def serve(read_fd: int, write_fd: int, namespace: dict | None = None) -> int:
+    """Serve one submission on the two descriptors (the student's code runs in
+    ``namespace``, which may hold the release's setup already); stdin becomes /dev/null."""
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
     try:
-        Worker(Channel(read_fd, write_fd)).serve()
+        Worker(Channel(read_fd, write_fd), namespace).serve()
     except (ProtocolError, OSError):
         return 1
     return 0

@@ -1,12 +1,9 @@
 """Plausible student mistakes in ps5 and the test cells each must fail (format: see harness.py)."""
 
 BUGS = [
-    # KNOWN GAP of aecourse grade: arguments reach the student's process by value, so a change of
-    # X in place there is invisible to the test in the grader, and this bug keeps its point
-    # (plain nbgrader, one kernel, takes it). Sending changed arrays back is the next step.
     dict(name="corrupt-in-place", cell="corrupt",
          find="X_tilde = X.copy()", replace="X_tilde = X",
-         loses=[]),
+         loses=["test_corrupt_leaves_input"]),
     dict(name="corrupt-unseeded", cell="corrupt",
          find="rng = np.random.default_rng(random_state)\n    return X * (",
          replace="rng = np.random.default_rng()\n    return X * (",
