@@ -83,11 +83,13 @@ def start_processes():
 
 
 class Batch:
-    """Grade ``tasks`` with ``jobs`` processes; write each result as it arrives."""
+    """Grade ``tasks`` with ``jobs`` processes; write each result as it arrives (unless
+    ``write=False``: the results are only kept, e.g. the reference solution's, or a Dask
+    worker's, whose client writes)."""
 
     def __init__(self, tasks: list[Task], config: dict, *, jobs: int, progress: bool = True,
-                 log=sys.stderr):
-        self.tasks, self.config, self.log = tasks, config, log
+                 log=sys.stderr, write: bool = True):
+        self.tasks, self.config, self.log, self.write = tasks, config, log, write
         self.jobs = max(1, min(jobs, len(tasks) or 1))
         self.progress = progress
         self.results: list[SubmissionResult] = []
@@ -150,6 +152,9 @@ class Batch:
         return None
 
     def _write(self, task: Task, result: SubmissionResult) -> None:
+        if not self.write:
+            self.results.append(result)
+            return
         if result.error and not result.notebooks:
             result = failed(task, result.error)
         try:

@@ -65,18 +65,11 @@ def _machine_slot() -> int:
     raise RuntimeError(f"no free grading slot in {SLOTS} on this machine")
 
 
-class _Collect(Batch):
-    """A batch of one that keeps its result instead of writing it (runs on a worker)."""
-
-    def _write(self, task: Task, result: SubmissionResult) -> None:
-        self.results.append(result)
-
-
 def grade_on_worker(task: Task) -> SubmissionResult:
     """Grade one submission on this Dask worker, isolated as ``aecourse grade`` does locally."""
     os.environ.setdefault("TQDM_DISABLE", "1")
-    results = _Collect([replace(task, slot=_machine_slot())], {}, jobs=1, progress=False).run()
-    return results[0]
+    batch = Batch([replace(task, slot=_machine_slot())], {}, jobs=1, progress=False, write=False)
+    return batch.run()[0]
 
 
 class DaskBatch(Batch):

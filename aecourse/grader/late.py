@@ -14,7 +14,6 @@ import os
 from types import SimpleNamespace
 
 from jupyter_core.paths import jupyter_config_path
-from nbgrader.preprocessors import AssignLatePenalties
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
@@ -53,6 +52,7 @@ def late_penalty(config, student_id, score, seconds_late):
     """
     if seconds_late <= 0:
         return None
+    from nbgrader.preprocessors import AssignLatePenalties  # nbconvert: only when late
     assigner = AssignLatePenalties(config=config)
     assigner.init_plugin()
     penalty = assigner.plugin_inst.late_submission_penalty(student_id, score, seconds_late)

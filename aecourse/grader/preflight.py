@@ -150,10 +150,6 @@ def reference_failures(task, config: dict) -> list[str]:
     """
     from aecourse.grader.batch import Batch
 
-    class Unwritten(Batch):
-        def _write(self, task, result):
-            self.results.append(result)
-
     with tempfile.TemporaryDirectory(prefix="aecourse-reference-") as scratch:
         folder = Path(scratch) / "submitted" / task.student / task.assignment
         folder.mkdir(parents=True)
@@ -163,8 +159,8 @@ def reference_failures(task, config: dict) -> list[str]:
         sandbox = dict(copy.copy(config), db_url=f"sqlite:///{scratch}/unused.db",
                        autograded=f"{scratch}/autograded", feedback=f"{scratch}/feedback",
                        submitted=str(Path(scratch) / "submitted"))
-        batch = Unwritten([replace(task, submitted=sandbox["submitted"])], sandbox, jobs=1,
-                          progress=False)
+        batch = Batch([replace(task, submitted=sandbox["submitted"])], sandbox, jobs=1,
+                      progress=False, write=False)
         results = batch.run()
     if not results:
         return ["the reference solution was not graded"]
