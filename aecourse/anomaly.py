@@ -56,7 +56,9 @@ def reconstruction_error(reconstruct, X) -> np.ndarray:
     X = np.asarray(as_numpy(X, "X"), dtype=np.float64)
     if X_hat.shape != X.shape:
         raise ValueError(f"reconstruct(X) must have the shape of X {X.shape}; got {X_hat.shape}.")
+    # book: begin reconstruction_error
     return ((X_hat - X) ** 2).sum(axis=1)
+    # book: end reconstruction_error
 
 
 def auroc(scores, is_anomaly) -> float:

@@ -47,7 +47,9 @@ def conv_output_size(n: int, kernel_size: int, *, stride: int = 1, padding: int 
     p = _check_padding(padding, "padding")
     if n + 2 * p < k:
         raise ValueError(f"the kernel ({k}) is larger than the padded input ({n} + 2 * {p}).")
+    # book: begin conv_output_size
     return (n + 2 * p - k) // s + 1
+    # book: end conv_output_size
 
 
 def transposed_output_size(n: int, kernel_size: int, *, stride: int = 1, padding: int = 0,
@@ -79,7 +81,9 @@ def transposed_output_size(n: int, kernel_size: int, *, stride: int = 1, padding
     op = _check_padding(output_padding, "output_padding")
     if op >= s:
         raise ValueError(f"output_padding must be smaller than stride ({s}); got {op}.")
+    # book: begin transposed_output_size
     size = (n - 1) * s - 2 * p + k + op
+    # book: end transposed_output_size
     if size < 1:
         raise ValueError(f"these settings give an empty output (size {size}).")
     return size
@@ -167,18 +171,22 @@ class ConvAutoencoder(_AutoencoderAPI):
 
     def encode(self, X) -> torch.Tensor:
         """Code h (m, 16 k) of images X (m, 784)."""
+        # book: begin ConvAutoencoder.encode
         a = self._as_input(X, "X", self.n_features).reshape(-1, 1, 28, 28)
         for layer in self.encoder_layers:
             a = self.g(layer(a))
         return a.flatten(1)
+        # book: end ConvAutoencoder.encode
 
     def decode_logits(self, h) -> torch.Tensor:
         """Output logits (m, 784) from codes h (m, 16 k)."""
+        # book: begin ConvAutoencoder.decode_logits
         a = self._as_input(h, "h", self.n_hidden).reshape(-1, self.code_channels, 4, 4)
         *hidden, last = self.decoder_layers
         for layer in hidden:
             a = self.g(layer(a))
         return last(a).flatten(1)
+        # book: end ConvAutoencoder.decode_logits
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, code_channels={self.code_channels}, g={self.g_name!r}"

@@ -69,8 +69,10 @@ def reparameterize(mu, logvar, *, random_state=None):
 
 def _sample(mu, logvar, generator):
     """The reparameterised sample itself (no checks)."""
+    # book: begin _sample
     eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype).to(mu.device)
     return mu + torch.exp(0.5 * logvar) * eps
+    # book: end _sample
 
 
 def elbo(a_2, x, mu, logvar):
@@ -96,7 +98,9 @@ def elbo(a_2, x, mu, logvar):
 
     Chapter: 9 (From autoencoders to generative models).
     """
+    # book: begin elbo
     return -losses.cross_entropy_with_logits(a_2, x) - losses.gaussian_kl(mu, logvar)
+    # book: end elbo
 
 
 def kl_penalty(model, X_in, h):
