@@ -42,9 +42,7 @@ def conv_output_size(n: int, kernel_size: int, *, stride: int = 1, padding: int 
 
     Chapter: 8 (Convolutional autoencoders).
     """
-    n, k, s = (check_positive_int(v, name) for v, name in
-               ((n, "n"), (kernel_size, "kernel_size"), (stride, "stride")))
-    p = _check_padding(padding, "padding")
+    n, k, s, p = _check_sizes(n, kernel_size, stride, padding)
     if n + 2 * p < k:
         raise ValueError(f"the kernel ({k}) is larger than the padded input ({n} + 2 * {p}).")
     # book: begin conv_output_size
@@ -75,9 +73,7 @@ def transposed_output_size(n: int, kernel_size: int, *, stride: int = 1, padding
 
     Chapter: 8 (Convolutional autoencoders).
     """
-    n, k, s = (check_positive_int(v, name) for v, name in
-               ((n, "n"), (kernel_size, "kernel_size"), (stride, "stride")))
-    p = _check_padding(padding, "padding")
+    n, k, s, p = _check_sizes(n, kernel_size, stride, padding)
     op = _check_padding(output_padding, "output_padding")
     if op >= s:
         raise ValueError(f"output_padding must be smaller than stride ({s}); got {op}.")
@@ -87,6 +83,13 @@ def transposed_output_size(n: int, kernel_size: int, *, stride: int = 1, padding
     if size < 1:
         raise ValueError(f"these settings give an empty output (size {size}).")
     return size
+
+
+def _check_sizes(n, kernel_size, stride, padding) -> tuple[int, int, int, int]:
+    """``(n, kernel_size, stride, padding)`` checked: the first three >= 1, padding >= 0."""
+    n, k, s = (check_positive_int(v, name) for v, name in
+               ((n, "n"), (kernel_size, "kernel_size"), (stride, "stride")))
+    return n, k, s, _check_padding(padding, "padding")
 
 
 def _check_padding(value, name: str) -> int:
