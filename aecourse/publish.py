@@ -172,7 +172,8 @@ STUDENT_GITIGNORE = "_build/\n.venv/\n__pycache__/\n.ipynb_checkpoints/\n*.egg-i
 
 def _with_install_cell(source: str, settings: Settings) -> str:
     """The first code cell of a chapter, preceded by the lines that install the library."""
-    install = f'''{INSTALL_MARK} (a no-op where it is installed).
+    install = f'''{INSTALL_MARK}
+# (a no-op where it is installed).
 import importlib
 import importlib.util
 import subprocess

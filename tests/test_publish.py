@@ -234,6 +234,8 @@ def leaks(files: list[Path], public: str) -> list[str]:
     for name, regions in secrets().items():
         for region in regions:
             whole, lines = _normal(region), _distinctive_lines(region, public)
+            if whole in public:     # the library publishes this very code: an assignment
+                whole = ""          # re-implements a library function (one API with the book)
             found += [f"{name} is in {path}" for path, text in texts.items()
                       if _found_in(whole, lines, text)]
     for path, text in texts.items():
