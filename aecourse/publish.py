@@ -181,7 +181,8 @@ import sys
 
 package = "{settings.package}"
 if importlib.util.find_spec("aecourse") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", package], check=True)
+    pip = [sys.executable, "-m", "pip", "install", "--quiet"]
+    subprocess.run([*pip, package], check=True)
     importlib.invalidate_caches()
 '''
     return install + "\n" + source

@@ -778,6 +778,13 @@ def test_the_colab_lines_install_the_release_only_where_the_library_is_missing(m
                             SETTINGS.package],), {"check": True})]
 
 
+def test_the_colab_lines_fit_the_books_column():
+    from test_book import MAX_CODE_LINE
+    long = [line for line in publish._with_install_cell("", SETTINGS).splitlines()
+            if len(line) > MAX_CODE_LINE]
+    assert long == [], f"install lines over {MAX_CODE_LINE} characters scroll sideways: {long}"
+
+
 # ------------------------------------------------------------------------- deploy and push
 def _run_commands(steps) -> str:
     return "\n".join(str(step.get("run", "")) for step in steps)
