@@ -801,10 +801,25 @@ def test_the_github_workflow_builds_with_make_publish_and_deploys_the_site_to_pa
         assert action in uses, f"the build job does not use {action}"
     upload = next(s for s in build["steps"] if "upload-pages-artifact" in s.get("uses", ""))
     assert upload["with"]["path"] == "_build/student/_build/html"  # where publish writes it
-    commands = _run_commands(build["steps"])
-    assert "make publish" in commands and "-m aecourse.publish --push-only" in commands
+    assert "make publish" in _run_commands(build["steps"])
     assert deploy["needs"] == "build" and deploy["environment"]["name"] == "github-pages"
     assert [s["uses"].split("@")[0] for s in deploy["steps"]] == ["actions/deploy-pages"]
+
+
+def test_only_the_push_job_holds_the_token_and_it_runs_no_course_code():
+    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "publish.yml").read_text())
+    jobs = workflow["jobs"]
+    holders = [name for name, job in jobs.items() if "STUDENT_REPO_TOKEN" in str(job)]
+    assert holders == ["push"], f"the token is visible to {holders}, which run chapter code"
+    push = jobs["push"]
+    assert push["needs"] == "build"
+    commands = _run_commands(push["steps"])
+    assert "-m aecourse.publish --push-only" in commands
+    assert "make" not in commands and "requirements" not in commands  # no chapter runs here
+    upload = next(s for s in jobs["build"]["steps"] if "upload-artifact" in s.get("uses", ""))
+    download = next(s for s in push["steps"] if "download-artifact" in s.get("uses", ""))
+    assert upload["with"]["path"] == download["with"]["path"] == "_build/student"
+    assert upload["with"]["name"] == download["with"]["name"]
 
 
 def test_the_gitlab_pages_job_publishes_the_same_site():
