@@ -21,7 +21,7 @@ import numpy as np
 
 __all__ = ["DelegationError", "disabled", "replaced", "active_disabled", "active_replacements",
            "library_functions",
-           "assert_close", "assert_shape", "assert_true"]
+           "assert_close", "assert_shape", "assert_true", "quick_check"]
 
 
 class DelegationError(RuntimeError):
@@ -224,3 +224,36 @@ def assert_close(actual, expected, *, what: str, rtol: float = 1e-6, atol: float
             f"{what}: values differ. Expected {_show(e)}, got {_show(a)} (shape {a.shape}); "
             f"max |difference| = {diff.max():.3g}{where}, {int(bad.sum())} of {bad.size} "
             f"entries outside rtol={rtol:g}, atol={atol:g}.")
+
+
+def quick_check(got, expected, *, what: str, hint: str, mistakes=(), rtol: float = 1e-6,
+                atol: float = 1e-9) -> None:
+    """A visible check: fail with "expected ..., got ..." first, then the likely cause.
+
+    ``mistakes`` lists ``(cause, value)`` pairs: when ``got`` equals one of those values, that
+    cause is named; otherwise ``hint`` is. Numbers, NumPy arrays and torch tensors all work.
+    """
+    def as_floats(x):                   # None for what is not numbers (None, text, ...)
+        try:
+            a = _as_numpy(x)
+            return None if a.dtype.kind not in "biuf" else a.astype(np.float64)
+        except (TypeError, ValueError):
+            return None
+
+    def close(a, b):
+        a, b = as_floats(a), as_floats(b)
+        return (a is not None and b is not None and a.shape == b.shape
+                and bool(np.allclose(a, b, rtol=rtol, atol=atol)))
+
+    def show(x):
+        a = as_floats(x)
+        if a is None:
+            return f"{type(x).__name__} {x!r:.60}"
+        shape = f" (shape {a.shape})" if a.shape != as_floats(expected).shape else ""
+        return _show(a) + shape
+
+    if not close(got, expected):
+        cause = next((cause for cause, value in mistakes if close(got, value)), None)
+        raise AssertionError(f"expected {show(expected)}, got {show(got)}: {what}. "
+                             + (f"That is what {cause} gives." if cause
+                                else f"Likely cause: {hint}"))

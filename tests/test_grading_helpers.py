@@ -140,3 +140,30 @@ def test_assert_shape_and_assert_true():
         assert_shape(np.zeros((2, 3)), (3, 2), what="W")
     with pytest.raises(AssertionError, match="angles must ascend"):
         assert_true(False, "angles must ascend")
+
+
+# ------------------------------------------------------------------ quick_check (visible checks)
+def test_quick_check_passes_on_close_values_of_any_array_kind():
+    grading.quick_check(torch.tensor([1.0, 2.0]), np.array([1.0, 2.0 + 1e-9]), what="w", hint="h")
+    grading.quick_check(3, 3.0, what="w", hint="h")
+
+
+def test_quick_check_names_the_matching_mistake_before_the_hint():
+    with pytest.raises(AssertionError) as error:
+        grading.quick_check(np.array([2.0, 4.0]), np.array([1.0, 2.0]), what="the mean",
+                            hint="check the axis", mistakes=[("a missing 1/m", [2.0, 4.0])])
+    message = str(error.value)
+    assert message.startswith("expected [1., 2.], got [2., 4.]: the mean.")
+    assert "That is what a missing 1/m gives." in message and "check the axis" not in message
+
+
+def test_quick_check_gives_the_hint_and_the_shape_when_no_mistake_matches():
+    with pytest.raises(AssertionError) as error:
+        grading.quick_check(np.zeros((2, 2)), np.zeros(2), what="h", hint="transpose W?",
+                            mistakes=[("a transposed W", np.ones(2))])
+    assert "(shape (2, 2))" in str(error.value) and "Likely cause: transpose W?" in str(error.value)
+
+
+def test_quick_check_says_what_came_when_it_is_not_a_number():
+    with pytest.raises(AssertionError, match="got NoneType None: x_hat"):
+        grading.quick_check(None, np.zeros(3), what="x_hat", hint="return it")
