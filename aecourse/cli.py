@@ -37,7 +37,9 @@ def main(argv=None) -> int:
     if own_process and argv[0] == "grade" and not {"-h", "--help"} & set(argv):
         from aecourse.grader import batch, lean
         lean.lighten()              # before anything imports nbgrader: seconds saved
-        batch.start_processes()     # the fork server imports while the course is read
+        remote = {"--scheduler", "--cluster"} & {a.split("=")[0] for a in argv}
+        if not (remote and "--skip-solution-check" in argv):   # else no submission runs here
+            batch.start_processes()  # the fork server imports while the course is read
     # aecourse.grader.lms serves two verbs: its main() takes the verb as its first argument
     rest = argv if module == "aecourse.grader.lms" else argv[1:]
     return importlib.import_module(module).main(rest) or 0

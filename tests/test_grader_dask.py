@@ -3,6 +3,7 @@ loopback, the ps1 class of the end-to-end test graded through them.
 
 One class, one story (each step costs real grading time, so nothing is graded twice):
 
+0. both workers are warm (their fork servers started) before the first submission;
 1. ``aecourse grade ps1 --scheduler ...``; as soon as worker ``w0`` is in the middle of a
    submission it is killed (SIGKILL, by its pid); after some students are written the client
    itself is killed (an instructor's laptop closed mid-class);
@@ -64,8 +65,11 @@ def cluster(tmp_path_factory):
     import json
     address = _wait(lambda: json.loads((tmp / "scheduler.json").read_text() or "{}")
                     .get("address"), 30, "the scheduler's address")
+    # w0 as the instructors' guide starts a worker (warm from the start), w1 without the preload
+    preload = {"w0": ["--preload", "aecourse.grader.cluster"], "w1": []}
     workers = {name: start("worker", address, "--nthreads", "1", "--no-nanny", "--name", name,
-                           "--no-dashboard", "--host", "127.0.0.1") for name in ("w0", "w1")}
+                           "--no-dashboard", "--host", "127.0.0.1", *preload[name])
+               for name in ("w0", "w1")}
     with distributed.Client(address, timeout="30s") as client:
         client.wait_for_workers(2, timeout=120)
     yield address, workers
@@ -81,6 +85,35 @@ def _processing(address, name):
         info = client.scheduler_info(n_workers=-1)["workers"]
         busy = client.processing()
     return any(w.get("name") == name and busy.get(a) for a, w in info.items())
+
+
+def _is_warm(pid: int) -> bool:
+    """Has the worker ``pid`` imported torch, itself or in a child (its fork server, as root)?"""
+    def parent(stat: Path) -> int:
+        try:
+            return int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            return -1
+    family = [pid] + [int(s.parent.name) for s in Path("/proc").glob("[0-9]*/stat")
+                      if parent(s) == pid]
+    def has_torch(p: int) -> bool:
+        try:
+            return "libtorch" in Path(f"/proc/{p}/maps").read_text()
+        except OSError:
+            return False
+    return any(map(has_torch, family))
+
+
+def test_workers_are_warm_before_their_first_submission(cluster):
+    """A worker started with ``--preload aecourse.grader.cluster`` warms up as it joins; one
+    started without it, when ``aecourse grade`` connects. Either way the first submission does
+    not wait for torch, scikit-learn and nbgrader to import."""
+    from aecourse.grader import cluster as on_dask
+    address, workers = cluster
+    _wait(lambda: _is_warm(workers["w0"].pid), 120, "w0 to import torch (--preload)")
+    assert not _is_warm(workers["w1"].pid), "w1 has torch before anything asked for it"
+    on_dask.disconnect(on_dask.connect(address, 2))
+    _wait(lambda: _is_warm(workers["w1"].pid), 120, "w1 to import torch (warmed on connect)")
 
 
 def test_a_class_on_two_workers_survives_a_killed_worker_and_a_killed_client(cluster, tmp_path):

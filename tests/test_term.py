@@ -482,8 +482,9 @@ RUN_BY = {
         "test_a_class_on_two_workers_survives_a_killed_worker_and_a_killed_client",
         ["--scheduler", "--only-missing"]),
     "dask scheduler": ("test_grader_dask.py", "cluster", ["scheduler"]),
-    "dask worker tcp://HOST:8786 --nthreads 1 --no-nanny":
-        ("test_grader_dask.py", "cluster", ["worker", "--nthreads", "1", "--no-nanny"]),
+    "dask worker tcp://HOST:8786 --nthreads 1 --no-nanny --preload aecourse.grader.cluster":
+        ("test_grader_dask.py", "cluster", ["worker", "--nthreads", "1", "--no-nanny",
+                                            "--preload", "aecourse.grader.cluster"]),
     "aecourse grade ps1 --db-url postgresql+psycopg2://...":
         ("test_autograde_postgres.py", "test_db_url_flag_overrides_the_config", ["--db-url"]),
     "nbgrader autograde ps1": ("test_term.py",

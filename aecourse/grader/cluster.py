@@ -20,7 +20,12 @@ without a nanny, or with ``DASK_DISTRIBUTED__WORKER__DAEMON=False`` (a nanny's w
 daemon process by default, and daemons may not have children)::
 
     dask scheduler
-    dask worker tcp://HOST:8786 --nthreads 1 --no-nanny
+    dask worker tcp://HOST:8786 --nthreads 1 --no-nanny --preload aecourse.grader.cluster
+
+Warm workers. ``--preload aecourse.grader.cluster`` runs :func:`dask_setup` as the worker
+starts: its fork server imports torch, scikit-learn and nbgrader then, once per worker life,
+not during the first submission of each class. Workers started without it are warmed by the
+client as it connects (:func:`connect`), before it checks the course.
 
 Nothing here is imported unless ``--scheduler``/``--cluster`` is given.
 """
@@ -39,7 +44,7 @@ from pathlib import Path
 from aecourse.grader.batch import Batch, failed
 from aecourse.grader.run import SubmissionResult, Task
 
-__all__ = ["DaskBatch", "grade_on_worker", "SLOTS"]
+__all__ = ["DaskBatch", "connect", "dask_setup", "disconnect", "grade_on_worker", "warm", "SLOTS"]
 
 SLOTS = range(2000, 4000)   # worker slots (unprivileged uids) of Dask workers on one machine
 
@@ -65,6 +70,43 @@ def _machine_slot() -> int:
     raise RuntimeError(f"no free grading slot in {SLOTS} on this machine")
 
 
+def warm() -> None:
+    """Start this process's fork server now (it imports the preload while we go on)."""
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    from aecourse.grader import batch, lean
+    lean.lighten()
+    batch.start_processes()
+
+
+def dask_setup(worker=None) -> None:
+    """``dask worker ... --preload aecourse.grader.cluster``: warm this worker as it starts."""
+    warm()
+
+
+def connect(scheduler: str, jobs: int):
+    """A Dask client of ``scheduler`` (an address, or ``"local"``: a ``LocalCluster`` of
+    ``jobs`` single-threaded worker processes), each of whose workers is warm."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    if scheduler != "local":
+        client = Client(scheduler, timeout="30s")
+        client.run(warm)        # workers started without the preload; a no-op on warm ones
+        return client
+    with dask.config.set({"distributed.worker.daemon": False}):
+        cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
+                               dashboard_address=None, preload=[__name__])
+    return Client(cluster)
+
+
+def disconnect(client) -> None:
+    """Close ``client``, and its ``LocalCluster`` if :func:`connect` started one."""
+    cluster = client.cluster
+    client.close()
+    if cluster is not None:
+        cluster.close()
+
+
 def grade_on_worker(task: Task) -> SubmissionResult:
     """Grade one submission on this Dask worker, isolated as ``aecourse grade`` does locally."""
     os.environ.setdefault("TQDM_DISABLE", "1")
@@ -75,31 +117,20 @@ def grade_on_worker(task: Task) -> SubmissionResult:
 class DaskBatch(Batch):
     """:class:`Batch` whose submissions are graded by a Dask cluster; written here, one by one.
 
-    ``scheduler`` is a scheduler's address (``tcp://host:8786``) or ``"local"`` for a
-    ``LocalCluster`` of ``jobs`` single-threaded worker processes on this machine.
+    ``client`` comes from :func:`connect` (close it with :func:`disconnect`).
     """
 
-    def __init__(self, tasks: list[Task], config: dict, *, scheduler: str, jobs: int,
-                 progress: bool = True, log=sys.stderr):
-        super().__init__(tasks, config, jobs=jobs, progress=progress, log=log)
-        self.scheduler = scheduler
-
-    def _client(self):
-        import dask
-        from distributed import Client, LocalCluster
-        if self.scheduler != "local":
-            return Client(self.scheduler, timeout="30s")
-        with dask.config.set({"distributed.worker.daemon": False}):
-            cluster = LocalCluster(n_workers=self.jobs, threads_per_worker=1, processes=True,
-                                   dashboard_address=None)
-        return Client(cluster)
+    def __init__(self, tasks: list[Task], config: dict, *, client, progress: bool = True,
+                 log=sys.stderr):
+        super().__init__(tasks, config, jobs=1, progress=progress, log=log)
+        self.client = client
 
     def run(self) -> list[SubmissionResult]:
         from distributed import as_completed
         from tqdm.auto import tqdm
         bar = tqdm(total=len(self.tasks), desc="grading on the cluster", unit="submission",
                    disable=not self.progress or None)
-        client = self._client()
+        client = self.client
         try:
             run = uuid.uuid4().hex         # keys never meet an earlier run's tasks
             futures = {client.submit(grade_on_worker, task, pure=False, retries=1,
@@ -116,9 +147,5 @@ class DaskBatch(Batch):
                 bar.update()
         finally:
             bar.close()
-            cluster = client.cluster
-            client.close()
-            if cluster is not None:
-                cluster.close()
         self.results.sort(key=lambda r: r.student)
         return self.results

@@ -144,26 +144,31 @@ def main(argv=None) -> int:
         print("aecourse grade: WARNING: not root: submissions run as separate processes with "
               "resource limits only, NOT isolated from the network, the gradebook or other "
               "files.", file=sys.stderr)
-    # guards (aecourse.grader.preflight): the source is the release, the reference earns all
-    reference = tasks(args.assignment, config, [preflight.REFERENCE], limits)[0]
-    if not preflight.check(config, args.assignment, reference,
-                           allow_changed_source=args.allow_changed_source,
-                           solution_check=not args.skip_solution_check, log=sys.stderr):
-        return 1
-    started = time.monotonic()
-    todo = tasks(args.assignment, config, args.student, limits)
-    if args.only_missing:
-        from aecourse.grader.resume import graded_students
-        done = graded_students(config, args.assignment)
-        todo = [t for t in todo if t.student not in done]
-        print(f"--only-missing: {len(done)} students already graded, {len(todo)} to grade")
     jobs = args.jobs or os.cpu_count() or 1
-    if args.scheduler or args.cluster:
-        from aecourse.grader.cluster import DaskBatch
-        batch = DaskBatch(todo, config, scheduler=args.scheduler or args.cluster, jobs=jobs)
-    else:
-        batch = Batch(todo, config, jobs=jobs)
-    batch.run()
+    client = None
+    if args.scheduler or args.cluster:  # connected first: the workers warm up meanwhile
+        from aecourse.grader import cluster
+        client = cluster.connect(args.scheduler or args.cluster, jobs)
+    try:
+        # guards (aecourse.grader.preflight): the source is the release, the reference earns all
+        reference = tasks(args.assignment, config, [preflight.REFERENCE], limits)[0]
+        if not preflight.check(config, args.assignment, reference,
+                               allow_changed_source=args.allow_changed_source,
+                               solution_check=not args.skip_solution_check, log=sys.stderr):
+            return 1
+        started = time.monotonic()
+        todo = tasks(args.assignment, config, args.student, limits)
+        if args.only_missing:
+            from aecourse.grader.resume import graded_students
+            done = graded_students(config, args.assignment)
+            todo = [t for t in todo if t.student not in done]
+            print(f"--only-missing: {len(done)} students already graded, {len(todo)} to grade")
+        batch = (cluster.DaskBatch(todo, config, client=client) if client
+                 else Batch(todo, config, jobs=jobs))
+        batch.run()
+    finally:
+        if client:
+            cluster.disconnect(client)
     report = Path(config["autograded"]) / f"aecourse_report_{args.assignment}.csv"
     batch.write_report(report)
     ownership.hand_back(config["course"])      # run as root: the files go back to the course
