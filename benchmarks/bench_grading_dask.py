@@ -37,6 +37,7 @@ def dask_cluster(tmp: Path, workers: int):
     """The address of a scheduler with ``workers`` single-threaded workers on loopback."""
     env = {**bench.ENV, "DASK_DISTRIBUTED__WORKER__DAEMON": "False", "OMP_NUM_THREADS": "1"}
     file = tmp / f"scheduler-{workers}.json"
+    file.unlink(missing_ok=True)           # an earlier round's scheduler left its address
     log = open(tmp / f"dask-{workers}.log", "w")
     dask = str(bench.BIN / "dask")
     processes = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", "0",
