@@ -14,7 +14,7 @@ from aecourse.grader import autograd
 from aecourse.grader.isolation import Limits
 from aecourse.grader.process import Spawn, spawn
 from aecourse.grader.protocol import ProtocolError, decode, encode
-from aecourse.grader.session import Remote, Session, StudentError
+from aecourse.grader.session import Remote, Session, StudentError, WorkerDied
 
 STUDENT = """
 import torch
@@ -56,11 +56,24 @@ class Odd(torch.autograd.Function):
 
 def broken_backward(a):
     return Odd.apply(a)
+
+class Endless(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a):
+        return a * 2
+
+    @staticmethod
+    def backward(ctx, grad):
+        while True:
+            pass
+
+def endless_backward(a):
+    return Endless.apply(a)
 """
 
 
-def start(folder):
-    limits = Limits(timeout=5, submission=120, memory=2048, restarts=2)
+def start(folder, timeout: float = 5):
+    limits = Limits(timeout=timeout, submission=120, memory=2048, restarts=2)
     spec = Spawn(None, [], folder, None, limits)
     session = Session(spec, spawn(spec), guarded=[], deadline=time.monotonic() + 120)
     session.start()
@@ -175,6 +188,16 @@ def test_a_failing_backward_of_the_student_fails_the_tests_backward(session):
     torch.testing.assert_close(h.detach(), 2 * a.detach())
     with pytest.raises(RuntimeError, match="my backward is broken"):
         h.sum().backward()
+
+
+def test_a_backward_that_never_ends_stops_at_the_cell_deadline(tmp_path):
+    session = start(tmp_path, timeout=1)
+    session.begin_cell()
+    started = time.monotonic()
+    with pytest.raises(WorkerDied, match="stopped after 1 s"):
+        Remote(session, ("global", "endless_backward"))(tensor(2))
+    assert time.monotonic() - started < 3
+    session.close()
 
 
 def test_second_derivatives_are_refused_not_zero(session):
