@@ -81,9 +81,9 @@ class Jacobians:
             return {}                                    # no gradient: as in one kernel
         cost = tensor.numel() * sum(x.numel() for x in self.inputs)
         if cost > self.left:
-            return {"g": {"refused": f"the grader carries gradients of at most {MAX_ENTRIES} "
-                                     "Jacobian entries per call across to the test; this call "
-                                     f"needed {cost} more (use smaller tensors in the test)"}}
+            return {"g": {"refused": f"the grader carries at most {MAX_ENTRIES} Jacobian "
+                                     "entries of a call's results across to the test; this "
+                                     f"result needs {cost} (use smaller tensors in the test)"}}
         self.left -= cost
         try:
             rows = self._rows(tensor)
