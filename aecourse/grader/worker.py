@@ -129,7 +129,8 @@ class Worker:
             inputs = autograd.inputs(request["args"], request["kwargs"]) \
                 if request.get("grad") else []
             if len(inputs) != int(request.get("grad") or 0):
-                raise RuntimeError("the grader and the worker disagree on the call's tensors")
+                raise RuntimeError("the grader and the worker found different tensors that require "
+                                   "a gradient among the call's arguments (a grader bug)")
             self.jacobians = autograd.Jacobians(inputs) if inputs else None
             try:
                 return target(*request["args"], **request["kwargs"])
