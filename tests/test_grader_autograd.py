@@ -45,30 +45,26 @@ def fresh(a):
 def itself(a):
     return a
 
-class Odd(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, a):
-        return a * 2
+def custom(backward):
+    class Custom(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, a):
+            return a * 2
 
-    @staticmethod
-    def backward(ctx, grad):
-        raise ValueError('my backward is broken')
+        @staticmethod
+        def backward(ctx, grad):
+            return backward(grad)
 
-def broken_backward(a):
-    return Odd.apply(a)
+    return Custom.apply
 
-class Endless(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, a):
-        return a * 2
+def broken(grad):
+    raise ValueError('my backward is broken')
 
-    @staticmethod
-    def backward(ctx, grad):
-        while True:
-            pass
+def endless(grad):
+    while True:
+        pass
 
-def endless_backward(a):
-    return Endless.apply(a)
+broken_backward, endless_backward = custom(broken), custom(endless)
 """
 
 
