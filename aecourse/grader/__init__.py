@@ -18,6 +18,7 @@ module          owns
 ``worker``      the student side: bootstrap, then serving requests
 ``guard``       the delegation guard and audit hook installed in the worker
 ``protocol``    the one framed channel (pickle in, JSON + .npy out)
+``autograd``    gradients of a student's tensor results, carried across as Jacobians
 ``notebooks``   the nbgrader cell model, reading submissions defensively
 ``flags``       static tampering indicators in a submitted source
 ``files``       a submission's files, copied without following links
@@ -32,5 +33,5 @@ module          owns
 ==============  ===============================================================
 
 Imports go one way: course -> batch -> run -> session -> process -> {protocol, isolation};
-worker -> {guard, protocol}.
+session -> {autograd, inplace} -> protocol; worker -> {guard, autograd, inplace, protocol}.
 """

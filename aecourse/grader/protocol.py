@@ -28,7 +28,8 @@ import time
 
 import numpy as np
 
-__all__ = ["Channel", "ProtocolError", "encode", "decode", "MAX_HEADER", "MAX_ARRAYS"]
+__all__ = ["Channel", "ProtocolError", "encode", "decode", "importable", "MAX_HEADER",
+           "MAX_ARRAYS"]
 
 MAX_HEADER = 16 * 2**20          # bytes of JSON per message
 MAX_ARRAYS = 64 * 2**20          # bytes of arrays per message (configurable per channel)
@@ -139,12 +140,22 @@ class Channel:
         return header, payloads
 
 
+def importable(function) -> bool:
+    """Whether pickle sends ``function`` by reference (module + qualified name), not as a
+    callback the worker calls back into the grader for."""
+    target = sys.modules.get(getattr(function, "__module__", None) or "")
+    for part in function.__qualname__.split("."):
+        target = getattr(target, part, None)
+    return target is function
+
+
 # ---------------------------------------------------------------- plain data <-> JSON + arrays
-def encode(value, payloads: list, keep_handle, depth: int = 0):
+def encode(value, payloads: list, keep_handle, depth: int = 0, on_tensor=None):
     """``value`` as a JSON-able tree; arrays appended to ``payloads``; others to ``keep_handle``.
 
     Exact types are tested and subclasses converted to their base type, so what the grader
-    rebuilds is always a genuine ``float``, ``list``, ``ndarray`` ...
+    rebuilds is always a genuine ``float``, ``list``, ``ndarray`` ... ``on_tensor(tensor,
+    payloads)`` may add fields to a tensor's node (its gradient: :mod:`.autograd`).
     """
     if depth > MAX_DEPTH:
         raise ValueError(f"data nested more than {MAX_DEPTH} levels deep")
@@ -165,24 +176,26 @@ def encode(value, payloads: list, keep_handle, depth: int = 0):
         array = value.detach().cpu()
         array = array.float() if array.dtype == torch.bfloat16 else array
         payloads.append(np.array(array.numpy(), order="C"))
-        return {"t": "torch", "i": len(payloads) - 1}
+        node = {"t": "torch", "i": len(payloads) - 1}
+        return {**node, **on_tensor(value, payloads)} if on_tensor is not None else node
     if isinstance(value, (np.ndarray, np.generic)) and not np.asarray(value).dtype.hasobject:
         payloads.append(np.array(value, order="C"))
         return {"t": "nd" if isinstance(value, np.ndarray) else "np", "i": len(payloads) - 1}
     if isinstance(value, (list, tuple)):
-        items = [encode(v, payloads, keep_handle, depth + 1) for v in value]
+        items = [encode(v, payloads, keep_handle, depth + 1, on_tensor) for v in value]
         return {"t": "list" if isinstance(value, list) else "tuple", "v": items}
     if isinstance(value, dict):
         return {"t": "dict", "v": [[encode(k, payloads, keep_handle, depth + 1),
-                                    encode(v, payloads, keep_handle, depth + 1)]
+                                    encode(v, payloads, keep_handle, depth + 1, on_tensor)]
                                    for k, v in value.items()]}
     return keep_handle(value)
 
 
-def decode(tree, payloads: list, make_handle):
-    """Grader side of :func:`encode`; :class:`ProtocolError` on anything malformed."""
+def decode(tree, payloads: list, make_handle, on_tensor=None):
+    """Grader side of :func:`encode`; :class:`ProtocolError` on anything malformed.
+    ``on_tensor(tensor, node, payloads)`` may replace each tensor (:mod:`.autograd`)."""
     try:
-        return _decode(tree, payloads, make_handle, 0)
+        return _decode(tree, payloads, make_handle, 0, on_tensor)
     except ProtocolError:
         raise
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, RecursionError,
@@ -191,7 +204,7 @@ def decode(tree, payloads: list, make_handle):
                             f"{str(error)[:200]})") from None
 
 
-def _decode(tree, payloads, make_handle, depth):
+def _decode(tree, payloads, make_handle, depth, on_tensor):
     if depth > MAX_DEPTH + 1:
         raise ProtocolError("value nested too deep")
     kind = tree["t"]
@@ -212,20 +225,21 @@ def _decode(tree, payloads, make_handle, depth):
             return array[()]
         if kind == "torch":
             import torch
-            return torch.from_numpy(np.array(array))
+            tensor = torch.from_numpy(np.array(array))
+            return tensor if on_tensor is None else on_tensor(tensor, tree, payloads)
         return array
     if kind in ("list", "tuple"):
-        items = [_decode(v, payloads, make_handle, depth + 1) for v in tree["v"]]
+        items = [_decode(v, payloads, make_handle, depth + 1, on_tensor) for v in tree["v"]]
         return items if kind == "list" else tuple(items)
     if kind == "dict":
         out = {}
         for k, v in tree["v"]:
-            key = _decode(k, payloads, make_handle, depth + 1)
+            key = _decode(k, payloads, make_handle, depth + 1, on_tensor)
             try:
                 hash(key)
             except TypeError:
                 raise ProtocolError(f"a dict key of type {type(key).__name__}") from None
-            out[key] = _decode(v, payloads, make_handle, depth + 1)
+            out[key] = _decode(v, payloads, make_handle, depth + 1, on_tensor)
         return out
     if kind == "handle":
         return make_handle(int(tree["id"]), str(tree["type"])[:200])

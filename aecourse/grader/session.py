@@ -10,18 +10,18 @@ interpreter) and its cells replayed, at most ``limits.restarts`` times.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import pickle
 import signal
-import sys
 import time
 import types
 
 from aecourse import grading
-from aecourse.grader import inplace
+from aecourse.grader import autograd, inplace
 from aecourse.grader.deadlines import Overrun, alarm
 from aecourse.grader.process import WorkerProcess, spawn
-from aecourse.grader.protocol import ProtocolError, decode
+from aecourse.grader.protocol import ProtocolError, decode, importable
 
 __all__ = ["Session", "Remote", "WorkerDied", "StudentError", "Overrun", "alarm"]
 
@@ -45,14 +45,6 @@ def _student_error(type_name: str) -> type:
         except TypeError:                          # e.g. OSError: another instance layout
             pass
     return StudentError
-
-
-def _importable(function) -> bool:
-    """Whether pickle can send ``function`` by reference (module + qualified name)."""
-    target = sys.modules.get(getattr(function, "__module__", None) or "")
-    for part in function.__qualname__.split("."):
-        target = getattr(target, part, None)
-    return target is function
 
 
 class Session:
@@ -131,7 +123,7 @@ class Session:
                 raise StudentError("an object your code returned was lost when your code was "
                                    "restarted after a crash")
             return reference
-        if isinstance(obj, types.FunctionType) and not _importable(obj):
+        if isinstance(obj, types.FunctionType) and not importable(obj):
             self.callbacks[len(self.callbacks) + 1] = obj
             return ("callback", len(self.callbacks))
         return None
@@ -200,14 +192,16 @@ class Session:
                      grading.active_replacements(self.namespace).items()
                      if name in self.student_names}
         hidden = [name for name in self.bound if name not in self.namespace]   # a test's del
-        header, payloads = self._exchange({**message, "overrides": overrides,
-                                           "hidden": hidden}, what)
+        inputs = autograd.requested(message)          # tensors whose gradients come back
+        header, payloads = self._exchange({**message, "overrides": overrides, "hidden": hidden,
+                                           "grad": len(inputs)}, what)
         try:
             if message.get("op") == "call" and header.get("changed"):   # also on an error
                 self.notes += [n for n in inplace.copy_back(message, header["changed"],
                                                             payloads, self.make_handle)
                                if n not in self.notes]
-            value = decode(header.get("value"), payloads, self.make_handle) \
+            value = decode(header.get("value"), payloads, self.make_handle,
+                           functools.partial(autograd.rebuild, inputs=inputs)) \
                 if header.get("ok") else None
         except ProtocolError as error:
             raise StudentError(f"your code gave the grader a value it cannot read ({error})") \

@@ -18,7 +18,7 @@ import sys
 import traceback
 import types
 
-from aecourse.grader import inplace
+from aecourse.grader import autograd, inplace
 from aecourse.grader.guard import install_audit_hook, install_guards
 from aecourse.grader.protocol import Channel, ProtocolError, encode
 
@@ -43,6 +43,7 @@ class Worker:
         self.namespace.update({"__name__": "__main__", "__builtins__": __builtins__})
         self.handles: dict[int, object] = {}
         self.changed: list = []             # [place, array] of the last call's arguments
+        self.jacobians = None               # the last call's gradients (autograd.Jacobians)
 
     def _keep(self, value):
         self.handles[len(self.handles) + 1] = value
@@ -58,11 +59,13 @@ class Worker:
             return _Callback(self, key)
         raise ProtocolError(f"unknown reference {reference!r}")
 
-    def _send(self, header: dict, value=None, with_value: bool = False) -> None:
+    def _send(self, header: dict, value=None, with_value: bool = False,
+              on_tensor=None) -> None:
         payloads: list = []
         if with_value:
             try:
-                header = {**header, "value": encode(value, payloads, self._keep)}
+                header = {**header, "value": encode(value, payloads, self._keep,
+                                                    on_tensor=on_tensor)}
             except Exception as error:  # noqa: BLE001  (student objects may raise anything)
                 header, payloads = _error(error, "could not send the result back"), []
         if self.changed:                # the call's arguments it changed in place
@@ -80,7 +83,7 @@ class Worker:
         return reply.get("value")
 
     def handle(self, request: dict) -> bool:
-        op = request["op"]
+        op, self.jacobians = request["op"], None
         if op == "quit":
             return False
         try:
@@ -94,7 +97,7 @@ class Worker:
                 return True
             with self._overrides(request.get("overrides") or {}, request.get("hidden") or []):
                 value = self._apply(op, request)
-            self._send({"ok": True}, value, with_value=True)
+            self._send({"ok": True}, value, with_value=True, on_tensor=self.jacobians)
         except BaseException as error:  # noqa: BLE001  (includes SystemExit from student code)
             if isinstance(error, ProtocolError):
                 raise
@@ -123,6 +126,12 @@ class Worker:
         target = self._load(request["target"])
         if op == "call":
             watched = inplace.watch(request["args"], request["kwargs"])
+            inputs = autograd.inputs(request["args"], request["kwargs"]) \
+                if request.get("grad") else []
+            if len(inputs) != int(request.get("grad") or 0):
+                raise RuntimeError("the grader and the worker found different tensors that require "
+                                   "a gradient among the call's arguments (a grader bug)")
+            self.jacobians = autograd.Jacobians(inputs) if inputs else None
             try:
                 return target(*request["args"], **request["kwargs"])
             finally:                    # changed in place, also by a call that raised
