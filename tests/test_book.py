@@ -184,8 +184,12 @@ def check_folding(cells) -> list[str]:
 
 @pytest.mark.parametrize("path", _chapter_params())
 def test_check_cells_are_folded_and_say_in_one_visible_line_what_they_assert(path):
-    nb = nbformat.read(path, as_version=4)
-    problems = check_folding(nb.cells)
+    assert_follows(check_folding, path)
+
+
+def assert_follows(convention, path: Path):
+    """Fail with every violation that ``convention`` (a function of the cells) finds."""
+    problems = convention(nbformat.read(path, as_version=4).cells)
     assert not problems, f"{path.name}:\n" + "\n".join(problems)
 
 
@@ -415,9 +419,7 @@ def check_figures(cells) -> list[str]:
 
 @pytest.mark.parametrize("path", _chapter_params())
 def test_every_figure_a_cell_draws_has_a_caption_alt_text_and_a_name(path):
-    nb = nbformat.read(path, as_version=4)
-    problems = check_figures(nb.cells)
-    assert not problems, f"{path.name}:\n" + "\n".join(problems)
+    assert_follows(check_figures, path)
 
 
 def test_figure_names_are_unique_in_the_book():
