@@ -314,14 +314,16 @@ def test_the_folding_check_catches_an_unfolded_check_and_a_missing_sentence():
 # "image": {"alt": ...}}}. Without it myst-nb writes the image's file path as its alt text.
 #
 # The rule that finds a drawing cell reads the code and executes nothing. The book draws in
-# two ways only, so a cell draws a figure when its code calls
-#   * matplotlib's pyplot, ``plt.<anything>`` (``plt.subplots``, ``plt.show``, ...), or
+# three ways, so a cell draws a figure when its code calls
+#   * matplotlib's pyplot, ``plt.<anything>`` (``plt.subplots``, ``plt.show``, ...),
 #   * a function of ``aecourse.plots`` that returns a Figure (its numpydoc "Returns" section
 #     says ``matplotlib.figure.Figure``): ``plots.show_images``, ``plots.plot_history``, ...
-#     (``plots.max_activating_inputs`` computes an array and draws nothing).
-# A figure is made by ``plt.subplots``/``plt.figure`` or by one of those plots functions; a
-# cell makes exactly one (none inside a loop), because myst-nb gives every image output of
-# the cell the same caption, alt and name.
+#     (``plots.max_activating_inputs`` computes an array and draws nothing), or
+#   * a function that an earlier cell of the chapter defines and that itself draws.
+# Defining a function draws nothing; calling it does. A figure is made by ``plt.subplots``,
+# ``plt.figure``, one of those plots functions or such a chapter function; a cell makes
+# exactly one (none inside a loop), because myst-nb gives every image output of the cell
+# the same caption, alt and name.
 MIN_ALT_WORDS = 10       # what is plotted and the take-away: a sentence, not a label
 MIN_CAPTION_WORDS = 5
 PLACEHOLDER = re.compile(r"\b(todo|fixme|tbd|xxx|placeholder|lorem|alt text|caption)\b"
@@ -339,28 +341,36 @@ def _figure_functions() -> set[str]:
             and "matplotlib.figure.Figure" in (function.__doc__ or "").partition("Returns")[2]}
 
 
-def figures_made(source: str) -> tuple[bool, int, bool]:
-    """(draws, figures made, a figure made inside a loop) for one code cell's source."""
+def figures_made(source: str, drawers: set[str]) -> tuple[bool, int, bool]:
+    """(draws, figures made, a figure made inside a loop) for one code cell's source.
+
+    ``drawers`` names the functions that make a figure, and grows by the functions that
+    this cell defines and that draw (the chapter's own plotting helpers).
+    """
     import ast
-    drawing = _figure_functions()
-    tree = ast.parse(source)
     draws, made, in_loop = False, 0, False
 
     def visit(node, looping):
         nonlocal draws, made, in_loop
+        if isinstance(node, (ast.FunctionDef, ast.Lambda)):
+            return                                  # a definition draws nothing yet
         if isinstance(node, ast.Call):
             name = ast.unparse(node.func)
-            module, _, function = name.rpartition(".")
-            if module == "plt" or (module == "plots" and function in drawing):
+            if name.startswith("plt.") or name in drawers:
                 draws = True
-            if name in {"plt.subplots", "plt.figure"} or (module == "plots"
-                                                          and function in drawing):
+            if name in {"plt.subplots", "plt.figure"} or name in drawers:
                 made += 1
                 in_loop = in_loop or looping
         loop = isinstance(node, (ast.For, ast.While, ast.comprehension))
         for child in ast.iter_child_nodes(node):
             visit(child, looping or loop)
 
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef):
+            body = ast.Module(body=node.body, type_ignores=[])
+            if figures_made(ast.unparse(body), drawers)[0]:
+                drawers.add(node.name)
     visit(tree, False)
     return draws, made, in_loop
 
@@ -391,11 +401,12 @@ def generated_alt(alt: str, src: str) -> bool:
 def check_figures(cells) -> list[str]:
     """The figure convention, for a chapter's cells (nbformat cells); a list of violations."""
     problems = []
+    drawers = {f"plots.{name}" for name in _figure_functions()}
     for k, cell in enumerate(cells):
         if cell.cell_type != "code":
             continue
         try:
-            draws, made, in_loop = figures_made(cell.source)
+            draws, made, in_loop = figures_made(cell.source, drawers)
         except SyntaxError:
             continue                       # test_check_cells_are_folded... reports it
         if not draws:
@@ -447,6 +458,11 @@ def test_the_figure_check_finds_drawing_cells_and_rejects_generated_alt_text():
     assert "in a loop" in check_figures([looping])[0]
     twice = new.new_code_cell("plots.plot_kl()\nplt.show()\nplots.plot_kl(0.1)", metadata=good)
     assert "makes 2 figure(s)" in check_figures([twice])[0]
+    helper = new.new_code_cell("def show_pair(a, b):\n    fig, ax = plt.subplots()\n"
+                               "    ax.plot(a, b)\n    return fig")
+    assert check_figures([helper]) == []          # a definition draws nothing ...
+    assert "no caption" in check_figures([helper, new.new_code_cell("show_pair(x, y)")])[0]
+    assert check_figures([helper, new.new_code_cell("show_pair(x, y)", metadata=good)]) == []
     generated = ["../_images/7bdcd58f1324e8d26c36cea088fe043a1c60be4a9e4951d63128c4cf613eaf34"
                  ".png", "figure 3", "TODO: describe the plot of the loss over all epochs",
                  "", None]
