@@ -479,3 +479,19 @@ def test_generated_alt_is_what_myst_nb_and_sphinx_write_without_metadata():
         assert generated_alt(alt, src), alt
     for alt in ("Binder logo", "Two rows of ten digits: originals above, codes below."):
         assert not generated_alt(alt, src), alt
+
+
+def test_every_figure_reference_names_a_figure_of_the_book():
+    names = {cell.metadata["mystnb"]["figure"]["name"]
+             for path in CHAPTERS for cell in nbformat.read(path, as_version=4).cells
+             if "name" in cell.get("metadata", {}).get("mystnb", {}).get("figure", {})}
+    names |= {label for path in CHAPTERS for cell in nbformat.read(path, as_version=4).cells
+              if cell.cell_type == "markdown"
+              for label in re.findall(r"```\{figure\}[^`]*?\n:name:\s*(\S+)", cell.source)}
+    cited = {(path.name, label) for path in CHAPTERS
+             for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "markdown"
+             for label in re.findall(r"\{(?:numref|ref)\}`(?:[^`<]*<)?(fig-[^`>]+)>?`",
+                                     cell.source)}
+    assert cited, "no chapter refers to a figure by name"
+    assert not {c for c in cited if c[1] not in names}, sorted(c for c in cited
+                                                               if c[1] not in names)
