@@ -184,8 +184,12 @@ def check_folding(cells) -> list[str]:
 
 @pytest.mark.parametrize("path", _chapter_params())
 def test_check_cells_are_folded_and_say_in_one_visible_line_what_they_assert(path):
-    nb = nbformat.read(path, as_version=4)
-    problems = check_folding(nb.cells)
+    assert_follows(check_folding, path)
+
+
+def assert_follows(convention, path: Path):
+    """Fail with every violation that ``convention`` (a function of the cells) finds."""
+    problems = convention(nbformat.read(path, as_version=4).cells)
     assert not problems, f"{path.name}:\n" + "\n".join(problems)
 
 
@@ -302,3 +306,192 @@ def test_the_folding_check_catches_an_unfolded_check_and_a_missing_sentence():
     assert "glues in a visible cell" in check_folding(visible_glue)[0]
     teaching = [good[0], new.new_code_cell("y = f(x)", metadata={"tags": [FOLD]})]
     assert "asserts and glues nothing" in check_folding(teaching)[0]
+
+
+# ------------------------------------------------------------------ figures: caption and alt
+# A code cell that draws a matplotlib figure carries myst-nb's figure metadata, as chapters 8
+# and 9 first did: {"mystnb": {"figure": {"caption": ..., "name": "fig-..."},
+# "image": {"alt": ...}}}. Without it myst-nb writes the image's file path as its alt text.
+#
+# The rule that finds a drawing cell reads the code and executes nothing. The book draws in
+# three ways, so a cell draws a figure when its code calls
+#   * matplotlib's pyplot, ``plt.<anything>`` (``plt.subplots``, ``plt.show``, ...),
+#   * a function of ``aecourse.plots`` that returns a Figure (its numpydoc "Returns" section
+#     says ``matplotlib.figure.Figure``): ``plots.show_images``, ``plots.plot_history``, ...
+#     (``plots.max_activating_inputs`` computes an array and draws nothing), or
+#   * a function that an earlier cell of the chapter defines and that itself draws.
+# Defining a function draws nothing; calling it does. A figure is made by ``plt.subplots``,
+# ``plt.figure``, one of those plots functions or such a chapter function; a cell makes
+# exactly one (none inside a loop), because myst-nb gives every image output of the cell
+# the same caption, alt and name.
+MIN_ALT_WORDS = 10       # what is plotted and the take-away: a sentence, not a label
+MIN_CAPTION_WORDS = 5
+PLACEHOLDER = re.compile(r"\b(todo|fixme|tbd|xxx|placeholder|lorem|alt text|caption)\b"
+                         r"|\.\.\.|…", re.I)
+GENERATED = re.compile(r"\.(png|jpe?g|svg|gif|webp)\b|_images/|\b[0-9a-f]{16,}\b", re.I)
+
+
+def _figure_functions() -> set[str]:
+    """The functions of ``aecourse.plots`` that draw: they return a Figure (read, not run)."""
+    import ast
+    tree = ast.parse((REPO / "aecourse" / "plots.py").read_text())
+    return {node.name for node in tree.body
+            if isinstance(node, ast.FunctionDef) and not node.name.startswith("_")
+            and "matplotlib.figure.Figure" in (ast.get_docstring(node) or "").partition(
+                "Returns")[2]}
+
+
+def figures_made(source: str, drawers: set[str]) -> tuple[bool, int, bool]:
+    """(draws, figures made, a figure made inside a loop) for one code cell's source.
+
+    ``drawers`` names the functions that make a figure, and grows by the functions that
+    this cell defines and that draw (the chapter's own plotting helpers).
+    """
+    import ast
+    draws, made, in_loop = False, 0, False
+
+    def visit(node, looping):
+        nonlocal draws, made, in_loop
+        if isinstance(node, (ast.FunctionDef, ast.Lambda)):
+            return                                  # a definition draws nothing yet
+        if isinstance(node, ast.Call):
+            name = ast.unparse(node.func)
+            if name.startswith("plt.") or name in drawers:
+                draws = True
+            if name in {"plt.subplots", "plt.figure"} or name in drawers:
+                made += 1
+                in_loop = in_loop or looping
+        loop = isinstance(node, (ast.For, ast.While, ast.comprehension))
+        for child in ast.iter_child_nodes(node):
+            visit(child, looping or loop)
+
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef):
+            body = ast.Module(body=node.body, type_ignores=[])
+            if figures_made(ast.unparse(body), drawers)[0]:
+                drawers.add(node.name)
+    visit(tree, False)
+    return draws, made, in_loop
+
+
+def text_problem(text, what: str, min_words: int) -> str | None:
+    """Why ``text`` is no real caption or alt text (None when it is one)."""
+    if not isinstance(text, str) or not text.strip():
+        return f"no {what}"
+    if GENERATED.search(text):
+        return f"a generated {what} (a file name, path or hash): {text!r}"
+    if PLACEHOLDER.search(text):
+        return f"a placeholder {what}: {text!r}"
+    if len(text.split()) < min_words:
+        return f"a {what} of fewer than {min_words} words: {text!r}"
+    return None
+
+
+def generated_alt(alt: str, src: str) -> bool:
+    """Whether an ``<img>``'s alt text is missing or made up by a tool, not written.
+
+    myst-nb, given no ``image.alt`` metadata, writes the image's path as its alt, e.g.
+    ``../_images/7bdc...eaf34.png``; Sphinx does the same for a figure without ``:alt:``.
+    """
+    alt = (alt or "").strip()
+    return not alt or alt == (src or "").strip() or bool(GENERATED.search(alt))
+
+
+def check_figures(cells) -> list[str]:
+    """The figure convention, for a chapter's cells (nbformat cells); a list of violations."""
+    problems = []
+    drawers = {f"plots.{name}" for name in _figure_functions()}
+    for k, cell in enumerate(cells):
+        if cell.cell_type != "code":
+            continue
+        try:
+            draws, made, in_loop = figures_made(cell.source, drawers)
+        except SyntaxError:
+            continue                       # test_check_cells_are_folded... reports it
+        if not draws:
+            continue
+        if made > 1 or in_loop:
+            problems.append(f"cell {k} makes {made} figure(s){' in a loop' * in_loop}: one "
+                            f"figure per cell (myst-nb gives each output the same caption)")
+        mystnb = cell.get("metadata", {}).get("mystnb", {})
+        figure, image = mystnb.get("figure", {}), mystnb.get("image", {})
+        caption, alt = figure.get("caption"), image.get("alt")
+        for problem in (text_problem(caption, "caption", MIN_CAPTION_WORDS),
+                        text_problem(alt, "alt text", MIN_ALT_WORDS)):
+            if problem:
+                problems.append(f"cell {k} draws a figure with {problem}")
+        if isinstance(alt, str) and alt.strip() == str(caption).strip():
+            problems.append(f"cell {k}: the alt text repeats the caption; say what is shown")
+        if not str(figure.get("name", "")).startswith("fig-"):
+            problems.append(f"cell {k}: the figure has no name 'fig-...' to refer to it by")
+    return problems
+
+
+@pytest.mark.parametrize("path", _chapter_params())
+def test_every_figure_a_cell_draws_has_a_caption_alt_text_and_a_name(path):
+    assert_follows(check_figures, path)
+
+
+def test_figure_names_are_unique_in_the_book():
+    names = [cell.metadata["mystnb"]["figure"]["name"]
+             for path in CHAPTERS for cell in nbformat.read(path, as_version=4).cells
+             if "name" in cell.get("metadata", {}).get("mystnb", {}).get("figure", {})]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
+
+
+def test_the_figure_check_finds_drawing_cells_and_rejects_generated_alt_text():
+    new = nbformat.v4
+    alt = "A line falling from 3 to 0.1 over 20 epochs: training converges quickly."
+    good = {"mystnb": {"figure": {"caption": "The training loss per epoch, log scale.",
+                                  "name": "fig-x"}, "image": {"alt": alt}}}
+    drawing = ["fig = plots.plot_history(h)\nplt.show()",
+               "fig, ax = plt.subplots()\nax.plot(x, y)",
+               "plots.show_filters(W)"]
+    for source in drawing:
+        assert check_figures([new.new_code_cell(source, metadata=good)]) == []
+        assert "no caption" in check_figures([new.new_code_cell(source)])[0]
+    assert check_figures([new.new_code_cell("F = plots.max_activating_inputs(W)\n"
+                                            "y = ax_total + 1")]) == []
+    looping = new.new_code_cell("for h in hs:\n    plots.plot_history(h)\n    plt.show()",
+                                metadata=good)
+    assert "in a loop" in check_figures([looping])[0]
+    twice = new.new_code_cell("plots.plot_kl()\nplt.show()\nplots.plot_kl(0.1)", metadata=good)
+    assert "makes 2 figure(s)" in check_figures([twice])[0]
+    helper = new.new_code_cell("def show_pair(a, b):\n    fig, ax = plt.subplots()\n"
+                               "    ax.plot(a, b)\n    return fig")
+    assert check_figures([helper]) == []          # a definition draws nothing ...
+    assert "no caption" in check_figures([helper, new.new_code_cell("show_pair(x, y)")])[0]
+    assert check_figures([helper, new.new_code_cell("show_pair(x, y)", metadata=good)]) == []
+    generated = ["../_images/7bdcd58f1324e8d26c36cea088fe043a1c60be4a9e4951d63128c4cf613eaf34"
+                 ".png", "figure 3", "TODO: describe the plot of the loss over all epochs",
+                 "", None]
+    for bad in generated:
+        metadata = {"mystnb": {"figure": good["mystnb"]["figure"], "image": {"alt": bad}}}
+        problems = check_figures([new.new_code_cell("plots.plot_kl()", metadata=metadata)])
+        assert len(problems) == 1 and "alt text" in problems[0], (bad, problems)
+
+
+def test_generated_alt_is_what_myst_nb_and_sphinx_write_without_metadata():
+    src = "../_images/7bdcd58f1324e8d26c36cea088fe043a1c60be4a9e4951d63128c4cf613eaf34.png"
+    for alt in (src, "", "   ", None, "_images/hourglass.svg", "hourglass.svg",
+                "7bdcd58f1324e8d26c36cea088fe043a"):
+        assert generated_alt(alt, src), alt
+    for alt in ("Binder logo", "Two rows of ten digits: originals above, codes below."):
+        assert not generated_alt(alt, src), alt
+
+
+def test_every_figure_reference_names_a_figure_of_the_book():
+    names = {cell.metadata["mystnb"]["figure"]["name"]
+             for path in CHAPTERS for cell in nbformat.read(path, as_version=4).cells
+             if "name" in cell.get("metadata", {}).get("mystnb", {}).get("figure", {})}
+    names |= {label for path in CHAPTERS for cell in nbformat.read(path, as_version=4).cells
+              if cell.cell_type == "markdown"
+              for label in re.findall(r"```\{figure\}[^`]*?\n:name:\s*(\S+)", cell.source)}
+    cited = {(path.name, label) for path in CHAPTERS
+             for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "markdown"
+             for label in re.findall(r"\{(?:numref|ref)\}`(?:[^`<]*<)?(fig-[^`>]+)>?`",
+                                     cell.source)}
+    assert cited, "no chapter refers to a figure by name"
+    assert not {c for c in cited if c[1] not in names}, sorted(c for c in cited
+                                                               if c[1] not in names)
