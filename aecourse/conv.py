@@ -1,14 +1,15 @@
 """A small convolutional autoencoder for 28x28 images, and the size arithmetic of convolutions.
 
-The encoder halves the image three times with stride-2 convolutions and the decoder
-doubles it back with stride-2 transposed convolutions::
+The encoder halves the image three times with stride-2 convolutions and maps the last
+feature maps linearly to the code; the decoder maps the code back to feature maps and
+doubles them with stride-2 transposed convolutions::
 
-    x (1, 28, 28) -> (c1, 14, 14) -> (c2, 7, 7) -> h (k, 4, 4)        encoder, stride 2
-    h (k, 4, 4)   -> (c2, 7, 7)   -> (c1, 14, 14) -> x_hat (1, 28, 28)  decoder
+    x (1, 28, 28) -> (c1, 14, 14) -> (c2, 7, 7) -> (c3, 4, 4) -> h (d,)       encoder
+    h (d,) -> (c3, 4, 4) -> (c2, 7, 7) -> (c1, 14, 14) -> x_hat (1, 28, 28)   decoder
 
-With ``k = 2`` code channels the code has ``2 * 4 * 4 = 32`` numbers, the size of
-chapter 7's fully connected 784-32-784 model. Images travel as rows of 784 pixels,
-like everywhere in the course, so ``fit``, the losses and the plots work unchanged.
+With ``d = 32`` the code has the size of chapter 7's fully connected 784-32-784 model.
+Images travel as rows of 784 pixels, like everywhere in the course, so ``fit``, the
+losses and the plots work unchanged.
 """
 
 from __future__ import annotations
@@ -115,17 +116,18 @@ class ConvAutoencoder(_AutoencoderAPI):
     """Convolutional autoencoder for 28x28 images given as rows of 784 pixels.
 
     Encoder: three 3x3 convolutions with stride 2 and padding 1 (28 -> 14 -> 7 -> 4),
-    ``g`` after each; the code ``h`` is the last one's ``code_channels`` maps of 4x4,
-    flattened. Decoder: the mirror image with 3x3 transposed convolutions of stride 2
-    (4 -> 7 -> 14 -> 28), ``g`` after each layer but the last, whose logits go through
-    the sigmoid ``f``.
+    ``g`` after each, then one linear map from the last ``c3`` maps of 4x4 to the code,
+    ``h = W a + b`` (no ``g``: a linear code, like PCA's). Decoder: the mirror image,
+    ``g(W_star h + c)`` reshaped to ``c3`` maps of 4x4, then 3x3 transposed convolutions
+    of stride 2 (4 -> 7 -> 14 -> 28), ``g`` after each but the last, whose logits go
+    through the sigmoid ``f``.
 
     Parameters
     ----------
-    channels : tuple of two int
-        Feature maps after the first and the second convolution (c1, c2).
-    code_channels : int
-        Maps in the code (k); the code size is ``16 k`` (k = 2: 32 numbers).
+    channels : tuple of three int
+        Feature maps after the first, second and third convolution (c1, c2, c3).
+    n_hidden : int
+        Code size d (chapter 7's model: 32).
     g : str
         Hidden function, one of ``aecourse.models.ACTIVATIONS``.
     random_state : int, None or torch.Generator
@@ -133,30 +135,33 @@ class ConvAutoencoder(_AutoencoderAPI):
 
     Attributes
     ----------
-    encoder_layers, decoder_layers : ModuleList of three layers each
+    encoder_layers, decoder_layers : ModuleList of three convolutions each
+    to_code : Linear (16 c3 -> d), weight ``W`` and bias ``b``
+    from_code : Linear (d -> 16 c3), weight ``W_star`` and bias ``c``
     n_features : int, 784
-    n_hidden : int, 16 * code_channels
+    n_hidden : int, d
 
     Chapter: 8 (Convolutional autoencoders).
     """
 
-    def __init__(self, channels=(8, 16), code_channels: int = 2, *, g: str = "leaky_relu",
+    def __init__(self, channels=(8, 16, 16), n_hidden: int = 32, *, g: str = "leaky_relu",
                  random_state=0):
         super().__init__()
         if isinstance(channels, (str, bytes)) or not hasattr(channels, "__len__") \
-                or len(channels) != 2:
-            raise TypeError(f"channels must be a pair of ints (c1, c2), e.g. (16, 32); "
+                or len(channels) != 3:
+            raise TypeError(f"channels must be three ints (c1, c2, c3), e.g. (8, 16, 16); "
                             f"got {describe(channels)}.")
-        c1, c2 = (check_positive_int(c, f"channels[{i}]") for i, c in enumerate(channels))
-        k = check_positive_int(code_channels, "code_channels")
-        self.channels, self.code_channels = (c1, c2), k
+        c1, c2, c3 = (check_positive_int(c, f"channels[{i}]") for i, c in enumerate(channels))
+        self.channels = (c1, c2, c3)
         self.g_name = check_choice(g, "g", ACTIVATIONS)
         self.g, self.f = activation(g), torch.sigmoid
-        self.n_features, self.n_hidden = 28 * 28, k * 4 * 4
+        self.n_features, self.n_hidden = 28 * 28, check_positive_int(n_hidden, "n_hidden")
         generator = check_random_state(random_state, kind="torch")
-        down, up = [(1, c1), (c1, c2), (c2, k)], [(k, c2), (c2, c1), (c1, 1)]
+        down, up = [(1, c1), (c1, c2), (c2, c3)], [(c3, c2), (c2, c1), (c1, 1)]
         self.encoder_layers = nn.ModuleList(
             self._layer(nn.Conv2d, a, b, generator, stride=2) for a, b in down)
+        self.to_code = self._layer(nn.Linear, c3 * 4 * 4, self.n_hidden, generator)
+        self.from_code = self._layer(nn.Linear, self.n_hidden, c3 * 4 * 4, generator)
         self.decoder_layers = nn.ModuleList(  # output_padding picks 7 (not 8) after 4, 14, 28
             self._layer(nn.ConvTranspose2d, a, b, generator, stride=2,
                         output_padding=0 if side == 7 else 1)
@@ -164,32 +169,35 @@ class ConvAutoencoder(_AutoencoderAPI):
 
     @staticmethod
     def _layer(kind, n_in: int, n_out: int, generator, **options) -> nn.Module:
-        layer = nn.utils.skip_init(kind, n_in, n_out, 3, padding=1, **options)
-        stride = options["stride"] if kind is nn.ConvTranspose2d else 1
-        with torch.no_grad():  # a transposed convolution's output sums n_in * 9 / stride**2 inputs
-            layer.weight.copy_(_kernel(tuple(layer.weight.shape), n_in * 9 / stride ** 2,
-                                       generator))
+        if kind is nn.Linear:
+            layer, n_inputs = nn.utils.skip_init(kind, n_in, n_out), n_in
+        else:  # a transposed convolution's output sums n_in * 9 / stride**2 inputs
+            layer = nn.utils.skip_init(kind, n_in, n_out, 3, padding=1, **options)
+            n_inputs = n_in * 9 / (options["stride"] ** 2 if kind is nn.ConvTranspose2d else 1)
+        with torch.no_grad():
+            layer.weight.copy_(_kernel(tuple(layer.weight.shape), n_inputs, generator))
             layer.bias.zero_()
         return layer
 
     def encode(self, X) -> torch.Tensor:
-        """Code h (m, 16 k) of images X (m, 784)."""
+        """Code h (m, d) of images X (m, 784)."""
         # book: begin ConvAutoencoder.encode
         a = self._as_input(X, "X", self.n_features).reshape(-1, 1, 28, 28)
         for layer in self.encoder_layers:
-            a = self.g(layer(a))
-        return a.flatten(1)
+            a = self.g(layer(a))          # (m, c1, 14, 14), (m, c2, 7, 7), (m, c3, 4, 4)
+        return self.to_code(a.flatten(1))             # h = W a + b: (m, d)
         # book: end ConvAutoencoder.encode
 
     def decode_logits(self, h) -> torch.Tensor:
-        """Output logits (m, 784) from codes h (m, 16 k)."""
+        """Output logits (m, 784) from codes h (m, d)."""
         # book: begin ConvAutoencoder.decode_logits
-        a = self._as_input(h, "h", self.n_hidden).reshape(-1, self.code_channels, 4, 4)
+        h = self._as_input(h, "h", self.n_hidden)
+        a = self.g(self.from_code(h)).reshape(-1, self.channels[2], 4, 4)   # W_star h + c
         *hidden, last = self.decoder_layers
         for layer in hidden:
-            a = self.g(layer(a))
-        return last(a).flatten(1)
+            a = self.g(layer(a))                     # (m, c2, 7, 7), (m, c1, 14, 14)
+        return last(a).flatten(1)                    # (m, 784)
         # book: end ConvAutoencoder.decode_logits
 
     def extra_repr(self) -> str:
-        return f"channels={self.channels}, code_channels={self.code_channels}, g={self.g_name!r}"
+        return f"channels={self.channels}, n_hidden={self.n_hidden}, g={self.g_name!r}"

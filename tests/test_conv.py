@@ -8,6 +8,7 @@ import torch
 from torch.nn import functional as F
 
 from aecourse.conv import ConvAutoencoder, conv_output_size, transposed_output_size
+from aecourse.data import load_mnist
 from aecourse.models import Autoencoder
 from aecourse.train import fit
 
@@ -57,13 +58,38 @@ def test_conv_autoencoder_shapes_and_code_size():
     assert h.shape == (3, 32) and model.n_hidden == 32
     x_hat = model(X)
     assert x_hat.shape == (3, 784) and 0 < x_hat.min() and x_hat.max() < 1
+    assert ConvAutoencoder(channels=(4, 8, 2), n_hidden=10).encode(X).shape == (3, 10)
 
 
-def test_conv_autoencoder_has_far_fewer_parameters_than_the_dense_784_32_784():
+def test_conv_autoencoder_computes_convolutions_then_a_linear_code_and_back():
+    """Oracle: the same layers applied by hand with torch.nn.functional."""
+    model = ConvAutoencoder(channels=(3, 5, 4), n_hidden=6, g="tanh", random_state=1)
+    X = torch.rand(2, 784, generator=torch.Generator().manual_seed(0))
+    (e1, e2, e3), (d1, d2, d3) = model.encoder_layers, model.decoder_layers
+    a = X.reshape(2, 1, 28, 28)
+    for layer in (e1, e2, e3):
+        a = torch.tanh(F.conv2d(a, layer.weight, layer.bias, stride=2, padding=1))
+    assert a.shape == (2, 4, 4, 4)
+    h = a.flatten(1) @ model.to_code.weight.T + model.to_code.bias
+    a = torch.tanh(h @ model.from_code.weight.T + model.from_code.bias).reshape(2, 4, 4, 4)
+    for layer, op in ((d1, 0), (d2, 1)):
+        a = torch.tanh(F.conv_transpose2d(a, layer.weight, layer.bias, stride=2, padding=1,
+                                          output_padding=op))
+    a = F.conv_transpose2d(a, d3.weight, d3.bias, stride=2, padding=1, output_padding=1)
+    with torch.no_grad():
+        assert torch.allclose(model.encode(X), h, atol=1e-6)
+        assert torch.allclose(model(X), torch.sigmoid(a.flatten(1)), atol=1e-6)
+
+
+def test_conv_autoencoder_has_under_half_the_parameters_of_the_dense_784_32_784():
     conv = sum(p.numel() for p in ConvAutoencoder().parameters())
     dense = sum(p.numel() for p in Autoencoder(784, 32).parameters())
-    assert dense == 784 * 32 + 32 + 32 * 784 + 784
-    assert conv < dense / 4
+    assert dense == 784 * 32 + 32 + 32 * 784 + 784 == 50_992
+    convs = (9 * 1 * 8 + 8) + (9 * 8 * 16 + 16) + (9 * 16 * 16 + 16)      # encoder
+    convs += (9 * 16 * 16 + 16) + (9 * 16 * 8 + 8) + (9 * 8 * 1 + 1)      # decoder
+    linear = (256 * 32 + 32) + (32 * 256 + 256)                           # 16 x 4 x 4 <-> 32
+    assert conv == convs + linear == 23_793
+    assert 2 * conv < dense
 
 
 def test_conv_autoencoder_is_seeded_and_leaves_the_global_state_alone():
@@ -82,9 +108,11 @@ def test_fit_trains_a_conv_autoencoder_and_the_loss_falls():
 
 
 @pytest.mark.parametrize("kwargs, error, words", [
-    (dict(channels=16), TypeError, "pair"),
-    (dict(channels=(16, 0)), ValueError, ">= 1"),
-    (dict(code_channels=1.5), TypeError, "positive integer"),
+    (dict(channels=16), TypeError, "three ints"),
+    (dict(channels=(16, 32)), TypeError, "three ints"),
+    (dict(channels=(8, 0, 16)), ValueError, ">= 1"),
+    (dict(n_hidden=1.5), TypeError, "positive integer"),
+    (dict(n_hidden=0), ValueError, ">= 1"),
 
     (dict(g="softmax"), ValueError, "g must be one of"),
 ])
@@ -93,9 +121,11 @@ def test_conv_autoencoder_rejects_bad_arguments(kwargs, error, words):
         ConvAutoencoder(**kwargs)
 
 
-def test_conv_autoencoder_rejects_images_of_the_wrong_size():
+def test_conv_autoencoder_rejects_images_and_codes_of_the_wrong_size():
     with pytest.raises(ValueError, match="784 features"):
         ConvAutoencoder().encode(torch.zeros(2, 64))
+    with pytest.raises(ValueError, match="32 features"):
+        ConvAutoencoder().decode(torch.zeros(2, 16))
 
 
 @pytest.mark.parametrize("call, error", [
@@ -107,3 +137,24 @@ def test_conv_autoencoder_rejects_images_of_the_wrong_size():
 def test_size_formulas_reject_bad_arguments(call, error):
     with pytest.raises(error):
         call()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["dense", "conv"])
+def test_chapter_8_trains_each_model_at_its_best_learning_rate_from_the_same_set(name):
+    """Chapter 8's fair comparison: each model's learning rate is the one of (1e-3, 3e-3,
+    1e-2) with the lowest error on a validation split of the training images (the last 500
+    of chapter 8's 4,000), at the chapter's epochs and batch size."""
+    X, _ = load_mnist(random_state=0)
+    X_fit, X_val = X[:3500], X[3500:4000]
+    make, epochs, lr_chapter = {
+        "dense": (lambda: Autoencoder(784, 32, g="leaky_relu", f="sigmoid", random_state=0),
+                  100, 1e-3),
+        "conv": (lambda: ConvAutoencoder(channels=(8, 16, 16), n_hidden=32, random_state=0),
+                 20, 1e-2)}[name]
+    val_error = {}
+    for lr in (1e-3, 3e-3, 1e-2):
+        history = fit(make(), X_fit, epochs=epochs, batch_size=32, lr=lr, X_val=X_val,
+                      random_state=0, progress=False, epoch_loss="minibatch")
+        val_error[lr] = min(history["val_loss"])
+    assert min(val_error, key=val_error.get) == lr_chapter, val_error
