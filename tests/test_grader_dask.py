@@ -208,3 +208,25 @@ def test_a_local_cluster_gives_the_hostile_cases_their_exact_scores(tmp_path):
         got = {s: sum(g.auto_score or 0.0 for nb in gb.find_submission("hw", s).notebooks
                       for g in nb.grades if g.cell_type == "code") for s in cases}
     assert got == {s: case["points"] for s, case in cases.items()}, done.stdout[-3000:]
+
+
+def test_slurm_workers_are_single_threaded_warm_and_without_a_nanny():
+    """The guide's Slurm deployment (no Slurm here): the job script ``aecourse.grader.slurm``
+    would submit starts one worker set up as the grader needs, in this environment."""
+    pytest.importorskip("dask_jobqueue")
+    slurm = [sys.executable, "-m", "aecourse.grader.slurm"]
+    done = subprocess.run([*slurm, "--print-job-script", "--queue", "normal", "--memory", "2GiB",
+                           "--walltime", "01:00:00"], env=ENV, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    script = done.stdout
+    for directive in ("#SBATCH -p normal", "#SBATCH --mem=2G", "#SBATCH -t 01:00:00",
+                      "#SBATCH --cpus-per-task=1", "export OMP_NUM_THREADS=1"):
+        assert directive in script, script
+    worker = next(line for line in script.splitlines() if "dask_worker" in line)
+    assert worker.startswith(f"{sys.executable} -m distributed.cli.dask_worker tcp://"), worker
+    for option in ("--nthreads 1", "--no-nanny", "--preload aecourse.grader.cluster"):
+        assert option in worker, worker
+    wrong = subprocess.run([*slurm, "--jobs", "0"], env=ENV, capture_output=True, text=True,
+                           timeout=120)
+    assert wrong.returncode == 2 and "--jobs must be at least 1, got 0" in wrong.stderr

@@ -485,6 +485,12 @@ RUN_BY = {
     "dask worker tcp://HOST:8786 --nthreads 1 --no-nanny --preload aecourse.grader.cluster":
         ("test_grader_dask.py", "cluster", ["worker", "--nthreads", "1", "--no-nanny",
                                             "--preload", "aecourse.grader.cluster"]),
+    "python -m aecourse.grader.slurm --jobs 20 --memory 4GiB --walltime 02:00:00 --queue normal":
+        ("test_grader_dask.py", "test_slurm_workers_are_single_threaded_warm_and_without_a_nanny",
+         ["aecourse.grader.slurm", "--jobs", "--memory", "--walltime", "--queue"]),
+    "python -m aecourse.grader.slurm --print-job-script --queue normal":
+        ("test_grader_dask.py", "test_slurm_workers_are_single_threaded_warm_and_without_a_nanny",
+         ["aecourse.grader.slurm", "--print-job-script", "--queue"]),
     "aecourse grade ps1 --db-url postgresql+psycopg2://...":
         ("test_autograde_postgres.py", "test_db_url_flag_overrides_the_config", ["--db-url"]),
     "nbgrader autograde ps1": ("test_term.py",

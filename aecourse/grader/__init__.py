@@ -6,6 +6,7 @@ module          owns
 ``course``      the command line, the course's settings, one task per student
 ``batch``       N submissions at a time, fault containment, summary, CSV report
 ``cluster``     ``--scheduler``/``--cluster``: submissions as Dask tasks, one writer
+``slurm``       grading workers from a Slurm queue (``dask-jobqueue``)
 ``resume``      ``--only-missing``: which students already have a complete result
 ``preflight``   before a class: the source is the release, the reference earns all
 ``run``         grading one submission (a plain function of plain data)
