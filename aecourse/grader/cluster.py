@@ -71,7 +71,8 @@ def _machine_slot() -> int:
 
 
 def warm() -> None:
-    """Start this process's fork server now (it imports the preload while we go on)."""
+    """Start this process's fork server now (it imports the preload while we go on); a
+    second call does nothing."""
     os.environ.setdefault("TQDM_DISABLE", "1")
     from aecourse.grader import batch, lean
     lean.lighten()
@@ -109,7 +110,7 @@ def disconnect(client) -> None:
 
 def grade_on_worker(task: Task) -> SubmissionResult:
     """Grade one submission on this Dask worker, isolated as ``aecourse grade`` does locally."""
-    os.environ.setdefault("TQDM_DISABLE", "1")
+    warm()                  # at once on a warm worker; a worker that joined late warms here
     batch = Batch([replace(task, slot=_machine_slot())], {}, jobs=1, progress=False, write=False)
     return batch.run()[0]
 

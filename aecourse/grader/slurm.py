@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 __all__ = ["slurm_cluster", "main"]
 
@@ -66,7 +67,6 @@ def main(argv=None) -> int:
               f"    aecourse grade PS --scheduler {cluster.scheduler_address}\n\n"
               "Ctrl-C here ends the workers.", flush=True)
         try:
-            import time
             while True:
                 time.sleep(3600)
         except KeyboardInterrupt:
